@@ -1,0 +1,12 @@
+// `postern`: one command per concern. Each command lives in its own file and exports register(program);
+// add a line below to register a new one.
+import { Command } from 'commander';
+
+const program = new Command('postern')
+  .description('Your own mail server for your own domain, as code.')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+// Commands register here (one import above and one line below per command file).
+
+await program.parseAsync(process.argv);
