@@ -1,0 +1,104 @@
+// The trace in SQLite (node:sqlite, WAL): one row per event, indexed by trace id, Message-ID and address.
+// Bounded: events older than `retentionDays` and rows beyond `maxEvents` are pruned as new ones arrive.
+import { DatabaseSync } from 'node:sqlite';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Trace, TraceEvent, TraceEventInput, TraceTimeline } from './api.ts';
+import { TRACE_FILE_NAME } from './api.ts';
+
+export interface TraceOptions {
+  retentionDays?: number;
+  maxEvents?: number;
+  /** Called when a write fails; the trace never throws into mail handling. */
+  onError?: (err: unknown) => void;
+  readOnly?: boolean;
+}
+
+const MAX_DETAIL = 2000;
+const MAX_DATA_JSON = 4000;
+const MAX_FIELD = 998;
+const PRUNE_EVERY = 1000;
+
+function clip(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+/** Message-IDs are stored without angle brackets, addresses lower-cased, so lookups match however they are typed. */
+export function normaliseMessageId(id: string): string {
+  return id.trim().replace(/^</, '').replace(/>$/, '');
+}
+
+interface Row {
+  trace_id: string; at: number; kind: string; detail: string;
+  message_id: string | null; sender: string | null; recipient: string | null; data: string;
+}
+
+export function openTrace(stateDir: string, options: TraceOptions = {}): Trace {
+  const retentionMs = (options.retentionDays ?? 30) * 86_400_000;
+  const maxEvents = options.maxEvents ?? 1_000_000;
+  const onError = options.onError ?? ((err) => { process.emitWarning(`trace write failed: ${String(err)}`); });
+  if (!options.readOnly) mkdirSync(stateDir, { recursive: true });
+  const db = new DatabaseSync(join(stateDir, TRACE_FILE_NAME), { readOnly: options.readOnly ?? false });
+  db.exec('PRAGMA busy_timeout = 5000');
+  if (!options.readOnly) {
+    db.exec(`PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = NORMAL;
+      CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, at INTEGER NOT NULL, kind TEXT NOT NULL,
+        detail TEXT NOT NULL, message_id TEXT, sender TEXT, recipient TEXT, data TEXT NOT NULL DEFAULT '{}');
+      CREATE INDEX IF NOT EXISTS events_trace ON events(trace_id, id);
+      CREATE INDEX IF NOT EXISTS events_message_id ON events(message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS events_sender ON events(sender) WHERE sender IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS events_recipient ON events(recipient) WHERE recipient IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS events_at ON events(at);`);
+  }
+  const insert = options.readOnly ? null : db.prepare(
+    'INSERT INTO events (trace_id, at, kind, detail, message_id, sender, recipient, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  const pruneOld = options.readOnly ? null : db.prepare('DELETE FROM events WHERE at < ?');
+  const pruneMany = options.readOnly ? null : db.prepare(
+    'DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?');
+  const byTrace = db.prepare('SELECT * FROM events WHERE trace_id = ? ORDER BY id');
+  const findIds = db.prepare(`SELECT trace_id, MAX(id) AS last FROM events
+    WHERE trace_id IN (SELECT trace_id FROM events WHERE message_id = ?1 OR sender = ?2 OR recipient = ?2)
+    GROUP BY trace_id ORDER BY last DESC LIMIT ?3`);
+  let writes = 0;
+
+  function toEvent(r: Row): TraceEvent {
+    let data: TraceEvent['data'] = {};
+    try { data = JSON.parse(r.data) as TraceEvent['data']; } catch { /* a damaged row still shows its detail */ }
+    return { traceId: r.trace_id, at: new Date(r.at), kind: r.kind as TraceEvent['kind'], detail: r.detail,
+      messageId: r.message_id, sender: r.sender, recipient: r.recipient, data };
+  }
+
+  function timeline(traceId: string): TraceTimeline | null {
+    const rows = byTrace.all(traceId) as unknown as Row[];
+    return rows.length ? { traceId, events: rows.map(toEvent) } : null;
+  }
+
+  return {
+    record(e: TraceEventInput): void {
+      if (!insert) { onError(new Error('trace opened read-only')); return; }
+      try {
+        let data = JSON.stringify(e.data ?? {});
+        if (data.length > MAX_DATA_JSON) data = JSON.stringify({ truncated: clip(data, MAX_DATA_JSON) });
+        insert.run(clip(e.traceId, 200), (e.at ?? new Date()).getTime(), e.kind, clip(e.detail, MAX_DETAIL),
+          e.messageId ? clip(normaliseMessageId(e.messageId), MAX_FIELD) : null,
+          e.sender !== undefined ? clip(e.sender.toLowerCase(), MAX_FIELD) : null,
+          e.recipient !== undefined ? clip(e.recipient.toLowerCase(), MAX_FIELD) : null, data);
+        if (++writes % PRUNE_EVERY === 0) {
+          pruneOld!.run(Date.now() - retentionMs);
+          pruneMany!.run(maxEvents);
+        }
+      } catch (err) {
+        onError(err);
+      }
+    },
+    find(query: string, limit = 20): TraceTimeline[] {
+      const q = query.trim();
+      const ids = findIds.all(normaliseMessageId(q), q.toLowerCase(), Math.max(1, Math.min(limit, 1000))) as unknown as { trace_id: string }[];
+      return ids.map((r) => timeline(r.trace_id)).filter((t): t is TraceTimeline => t !== null);
+    },
+    get: timeline,
+    close(): void { db.close(); },
+  };
+}
