@@ -1,6 +1,7 @@
 // `postern`: one command per concern. Each command lives in its own file and exports register(program);
 // add a line below to register a new one.
 import { Command } from 'commander';
+import { register as registerTrace } from './trace.ts';
 
 const program = new Command('postern')
   .description('Your own mail server for your own domain, as code.')
@@ -8,5 +9,6 @@ const program = new Command('postern')
   .showHelpAfterError();
 
 // Commands register here (one import above and one line below per command file).
+registerTrace(program);
 
 await program.parseAsync(process.argv);
