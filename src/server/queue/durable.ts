@@ -1,0 +1,52 @@
+// Atomic, durable file writes: write a temp file in the same folder, fsync it, rename it into place, fsync the
+// folder. After a crash a reader sees the old file or the new one, never a partial one.
+import { open, rename, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+
+/** fsync a folder so that renames and unlinks inside it survive a power loss. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Name of a temp file next to `path`; dot-prefixed so folder listings can ignore it. */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.tmp-${basename(path)}-${randomBytes(6).toString('hex')}`);
+}
+
+/** Replaces `path` with `data` atomically and durably. */
+export async function writeFileDurable(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = tempPathFor(path);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => {});
+    throw err;
+  }
+  await fsyncDir(dirname(path));
+}
+
+/** Removes a file if present, then fsyncs its folder. */
+export async function unlinkDurable(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  await fsyncDir(dirname(path));
+}

@@ -1,0 +1,173 @@
+// One outbound SMTP session on nodemailer's SMTPConnection, with per-recipient outcomes. A session can carry
+// several transactions (connection reuse per domain): after a refused transaction it is reset, after a
+// connection-level error it is closed.
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { SecureContextOptions } from 'node:tls';
+
+export interface OutboundTarget {
+  /** Host name: logs, SNI and certificate checks. */
+  hostname: string;
+  /** Where to connect: an IP address (MX delivery) or a host name (relay). */
+  address: string;
+  port: number;
+  /**
+   * `opportunistic`: STARTTLS whenever offered, certificate not checked (RFC 7435).
+   * `required`: STARTTLS must succeed and the certificate must be valid for `hostname` (MTA-STS enforce, relay).
+   * `implicit`: TLS from the first byte, certificate checked (relay on 465).
+   */
+  tls: 'opportunistic' | 'required' | 'implicit';
+  auth?: { user: string; pass: string };
+}
+
+export interface OutboundClientOptions {
+  /** Our host name, sent in EHLO. */
+  heloName: string;
+  /** Extra trusted CAs (tests, private relays); the system store is used as well. */
+  ca?: SecureContextOptions['ca'];
+  connectTimeoutMs?: number;
+  /** Idle time allowed between reads/writes on an open session. */
+  socketTimeoutMs?: number;
+}
+
+export interface RecipientOutcome {
+  address: string;
+  /** 2xx from the remote. */
+  ok: boolean;
+  /** 5xx: do not retry. Connection problems and 4xx are temporary. */
+  permanent: boolean;
+  /** The remote reply, or the local error, e.g. `550 5.1.1 <x@example.org>: Recipient address rejected`. */
+  reply: string;
+}
+
+type SmtpError = Error & { code?: string; responseCode?: number; response?: string; recipient?: string; rejectedErrors?: SmtpError[] };
+
+function describe(err: SmtpError): string {
+  const text = err.response ? err.response : err.message;
+  return text.replace(/[\r\n]+/g, ' ').trim().slice(0, 500);
+}
+
+/** An open session; `usable` turns false once the connection is gone. */
+export class OutboundSession {
+  private readonly conn: SMTPConnection;
+  readonly target: OutboundTarget;
+  private closed = false;
+
+  private constructor(conn: SMTPConnection, target: OutboundTarget) {
+    this.conn = conn;
+    this.target = target;
+    conn.on('end', () => { this.closed = true; });
+    conn.on('error', () => { this.closed = true; });
+  }
+
+  get usable(): boolean {
+    return !this.closed && !this.conn.destroyed;
+  }
+
+  /** Whether the session runs over TLS (implicit or after STARTTLS). */
+  get secure(): boolean {
+    return this.conn.secure;
+  }
+
+  /** Connects, greets, upgrades with STARTTLS when offered or required, authenticates when asked. */
+  static open(target: OutboundTarget, options: OutboundClientOptions): Promise<OutboundSession> {
+    const verify = target.tls !== 'opportunistic';
+    const conn = new SMTPConnection({
+      host: target.address,
+      port: target.port,
+      servername: target.hostname,
+      name: options.heloName,
+      secure: target.tls === 'implicit',
+      requireTLS: target.tls === 'required',
+      // Opportunistic: if the upgrade fails, fall back to plaintext rather than not delivering (RFC 7435).
+      opportunisticTLS: target.tls === 'opportunistic',
+      connectionTimeout: options.connectTimeoutMs ?? 30_000,
+      greetingTimeout: options.connectTimeoutMs ?? 30_000,
+      socketTimeout: options.socketTimeoutMs ?? 300_000,
+      allowInternalNetworkInterfaces: true,
+      logger: false,
+      tls: {
+        servername: target.hostname,
+        rejectUnauthorized: verify,
+        minVersion: 'TLSv1.2',
+        ...(options.ca ? { ca: options.ca } : {}),
+      },
+    });
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (err: SmtpError): void => {
+        if (settled) return;
+        settled = true;
+        conn.close();
+        reject(err);
+      };
+      conn.once('error', fail);
+      conn.connect((err) => {
+        if (err) return fail(err as SmtpError);
+        if (verify && !conn.secure) return fail(Object.assign(new Error(`${target.hostname} did not offer STARTTLS`), { code: 'ETLS' }));
+        const done = (): void => {
+          if (settled) return;
+          settled = true;
+          conn.removeListener('error', fail);
+          conn.on('error', () => { /* reported through send() callbacks */ });
+          resolve(new OutboundSession(conn, target));
+        };
+        if (!target.auth) return done();
+        conn.login({ user: target.auth.user, pass: target.auth.pass }, (loginErr) => {
+          if (loginErr) return fail(loginErr as SmtpError);
+          done();
+        });
+      });
+    });
+  }
+
+  /**
+   * One transaction: MAIL FROM, RCPT TO each recipient, DATA. Never rejects: every recipient gets an outcome.
+   * `connectionLost` says whether the session must be dropped.
+   */
+  send(from: string, recipients: string[], message: Buffer): Promise<{ outcomes: RecipientOutcome[]; connectionLost: boolean }> {
+    return new Promise((resolve) => {
+      this.conn.send({ from, to: recipients }, message, (err, info) => {
+        if (!err && info) {
+          const rejected = new Map((info.rejectedErrors ?? []).map((e) => [(e as SmtpError).recipient?.toLowerCase(), e as SmtpError]));
+          const outcomes = recipients.map((address): RecipientOutcome => {
+            const r = rejected.get(address.toLowerCase());
+            if (r) return { address, ok: false, permanent: (r.responseCode ?? 400) >= 500, reply: describe(r) };
+            return { address, ok: true, permanent: false, reply: info.response.replace(/[\r\n]+/g, ' ').slice(0, 500) };
+          });
+          resolve({ outcomes, connectionLost: false });
+          return;
+        }
+        const e = (err ?? new Error('no answer')) as SmtpError;
+        const perRecipient = new Map((e.rejectedErrors ?? []).map((x) => [x.recipient?.toLowerCase(), x]));
+        const outcomes = recipients.map((address): RecipientOutcome => {
+          const r = perRecipient.get(address.toLowerCase()) ?? e;
+          const code = r.responseCode;
+          return { address, ok: false, permanent: code !== undefined && code >= 500, reply: describe(r) };
+        });
+        const protocolRefusal = (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') && e.responseCode !== 421 && this.usable;
+        if (!protocolRefusal) {
+          this.close();
+          resolve({ outcomes, connectionLost: true });
+          return;
+        }
+        this.conn.reset((resetErr) => {
+          if (resetErr) this.close();
+          resolve({ outcomes, connectionLost: Boolean(resetErr) });
+        });
+      });
+    });
+  }
+
+  /** Sends QUIT and closes. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.conn.quit();
+    } catch {
+      this.conn.close();
+    }
+    // quit() waits for the server's answer; make sure the socket goes away even if it never comes.
+    setTimeout(() => this.conn.close(), 2000).unref();
+  }
+}

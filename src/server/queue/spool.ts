@@ -1,0 +1,349 @@
+// The durable spool: one message file (`<id>.eml`, the bytes as received) plus one state file (`<id>.json`:
+// envelope and per-recipient status) per entry, in one folder. The state file is the commit marker: it is renamed
+// into place after the message file, and removed before it, so an entry is visible only when both are complete.
+import { EventEmitter } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { envelopeAddressProblem, sameAddress } from './address.ts';
+import type {
+  AcceptOptions, EnqueueOptions, LocalResult, RecipientState, Spool, SpoolEntry, SpoolEnvelope,
+} from './api.ts';
+import { SpoolError } from './api.ts';
+import { fsyncDir, tempPathFor, writeFileDurable } from './durable.ts';
+import { assertSpoolId, isSpoolId, newSpoolId } from './spool-id.ts';
+
+const MAX_RECIPIENTS = 1000;
+const MAX_PREPEND = 64 * 1024;
+/** Bytes of the header kept while streaming, to find the Message-ID for traces. */
+const HEADER_SCAN = 64 * 1024;
+
+/** What the state file holds: the public entry plus what only the queue needs. */
+export interface StoredEntry extends SpoolEntry {
+  /** Header lines sent in front of the message on outbound delivery. */
+  prependHeaders?: string;
+  /** Message-ID without angle brackets, when the header had one. */
+  messageId?: string;
+}
+
+export interface SpoolEvents {
+  /** Recipients were handed to the outbound queue. */
+  queued: [id: string];
+  /** A recipient failed for good (local delivery); the bouncer sends a DSN. */
+  failed: [entry: StoredEntry, recipients: string[]];
+  /** The entry left the spool. */
+  removed: [id: string];
+}
+
+export interface FileSpoolOptions {
+  /** The spool folder (created if missing). */
+  dir: string;
+  maxMessageBytes: number;
+  now?: () => number;
+  /** Reports files found inconsistent at open (never thrown: the spool must start). */
+  warn?: (message: string) => void;
+}
+
+function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+function toSpoolError(err: unknown, what: string): SpoolError {
+  if (err instanceof SpoolError) return err;
+  if (isDiskFull(err)) return new SpoolError('disk-full', `${what}: disk full`, { cause: err });
+  return new SpoolError('internal', `${what}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+}
+
+/** Finds the Message-ID in a raw header block (unfolded), without angle brackets. */
+export function findMessageId(head: Buffer): string | undefined {
+  const text = head.toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  const headers = (end >= 0 ? text.slice(0, end) : text).replace(/\r?\n[ \t]+/g, ' ');
+  const m = /^message-id:[ \t]*<?([^\s<>]{1,250})>?/im.exec(headers);
+  return m?.[1];
+}
+
+export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
+  readonly dir: string;
+  readonly maxMessageBytes: number;
+  private readonly now: () => number;
+  /** Per-entry chains so that state updates of one entry never interleave. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  private constructor(options: FileSpoolOptions) {
+    super();
+    this.dir = options.dir;
+    this.maxMessageBytes = options.maxMessageBytes;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Opens (creating) the spool folder and removes what a crash left half-written. */
+  static async open(options: FileSpoolOptions): Promise<FileSpool> {
+    const spool = new FileSpool(options);
+    await mkdir(options.dir, { recursive: true, mode: 0o700 });
+    const names = new Set(await readdir(options.dir));
+    let changed = false;
+    for (const name of names) {
+      const drop = async (why: string): Promise<void> => {
+        if (why) options.warn?.(`spool: removing ${name}: ${why}`);
+        await unlink(join(options.dir, name)).catch(() => {});
+        changed = true;
+      };
+      if (name.startsWith('.tmp-')) await drop('');
+      else if (name.endsWith('.eml') && !names.has(name.replace(/\.eml$/, '.json'))) await drop('');
+      else if (name.endsWith('.json') && !names.has(name.replace(/\.json$/, '.eml'))) await drop('state without a message file');
+    }
+    if (changed) await fsyncDir(options.dir);
+    return spool;
+  }
+
+  private messagePath(id: string): string {
+    return join(this.dir, `${assertSpoolId(id)}.eml`);
+  }
+
+  private statePath(id: string): string {
+    return join(this.dir, `${assertSpoolId(id)}.json`);
+  }
+
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => {});
+    this.locks.set(id, settled);
+    void settled.then(() => {
+      if (this.locks.get(id) === settled) this.locks.delete(id);
+    });
+    return next;
+  }
+
+  private validateEnvelope(envelope: SpoolEnvelope): string[] {
+    const fromProblem = envelopeAddressProblem(envelope.from, true);
+    if (fromProblem) throw new SpoolError('bad-envelope', `sender ${JSON.stringify(envelope.from.slice(0, 80))}: ${fromProblem}`);
+    if (!Array.isArray(envelope.to) || envelope.to.length === 0) throw new SpoolError('bad-envelope', 'no recipients');
+    if (envelope.to.length > MAX_RECIPIENTS) throw new SpoolError('bad-envelope', `more than ${MAX_RECIPIENTS} recipients`);
+    const unique: string[] = [];
+    for (const rcpt of envelope.to) {
+      const problem = envelopeAddressProblem(rcpt, false);
+      if (problem) throw new SpoolError('bad-envelope', `recipient ${JSON.stringify(rcpt.slice(0, 80))}: ${problem}`);
+      if (!unique.some((u) => sameAddress(u, rcpt))) unique.push(rcpt);
+    }
+    return unique;
+  }
+
+  async accept(envelope: SpoolEnvelope, data: Readable | AsyncIterable<Uint8Array>, options: AcceptOptions = {}): Promise<StoredEntry> {
+    const maxBytes = options.maxBytes ?? this.maxMessageBytes;
+    let recipients: string[];
+    try {
+      recipients = this.validateEnvelope(envelope);
+    } catch (err) {
+      // Drain so the SMTP session can still read the end of DATA and answer.
+      for await (const _ of data) { /* discard */ }
+      throw err;
+    }
+    const id = newSpoolId(this.now());
+    const msgPath = this.messagePath(id);
+    const tmpMsg = tempPathFor(msgPath);
+    let size = 0;
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    let failure: SpoolError | null = null;
+    let fh;
+    try {
+      fh = await open(tmpMsg, 'wx', 0o600);
+    } catch (err) {
+      for await (const _ of data) { /* discard */ }
+      throw toSpoolError(err, 'cannot create spool file');
+    }
+    try {
+      for await (const chunk of data) {
+        if (failure) continue; // keep reading so the client gets our answer after its final dot
+        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+        size += buf.length;
+        if (size > maxBytes) {
+          failure = new SpoolError('too-large', `message exceeds ${maxBytes} bytes`);
+          continue;
+        }
+        if (headBytes < HEADER_SCAN) {
+          head.push(buf.subarray(0, HEADER_SCAN - headBytes));
+          headBytes += Math.min(buf.length, HEADER_SCAN - headBytes);
+        }
+        try {
+          await fh.write(buf);
+        } catch (err) {
+          failure = toSpoolError(err, 'cannot write spool file');
+        }
+      }
+      if (failure) throw failure;
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      const messageId = findMessageId(Buffer.concat(head));
+      const entry: StoredEntry = {
+        id,
+        envelope: {
+          from: envelope.from,
+          to: recipients,
+          client: { ...envelope.client },
+          ...(envelope.authenticatedUser !== undefined ? { authenticatedUser: envelope.authenticatedUser } : {}),
+        },
+        receivedAt: this.now(),
+        size,
+        recipients: recipients.map((address) => ({ address, status: 'pending', attempts: 0 })),
+        ...(messageId ? { messageId } : {}),
+      };
+      await rename(tmpMsg, msgPath);
+      // The state file commits the entry; writeFileDurable fsyncs the folder, covering both renames.
+      await writeFileDurable(this.statePath(id), JSON.stringify(entry));
+      return entry;
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      await unlink(tmpMsg).catch(() => {});
+      await unlink(msgPath).catch(() => {});
+      throw toSpoolError(err, 'cannot spool message');
+    }
+  }
+
+  /** Reads an entry's state; null when it is gone. */
+  async load(id: string): Promise<StoredEntry | null> {
+    let text: string;
+    try {
+      text = await readFile(this.statePath(id), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    return JSON.parse(text) as StoredEntry;
+  }
+
+  get(id: string): Promise<SpoolEntry | null> {
+    return this.load(id);
+  }
+
+  /** Every entry in the spool, oldest first. */
+  async list(): Promise<StoredEntry[]> {
+    const ids = (await readdir(this.dir))
+      .filter((n) => n.endsWith('.json'))
+      .map((n) => n.slice(0, -5))
+      .filter(isSpoolId)
+      .sort();
+    const entries: StoredEntry[] = [];
+    for (const id of ids) {
+      const e = await this.load(id).catch(() => null);
+      if (e) entries.push(e);
+    }
+    return entries;
+  }
+
+  async recoverable(): Promise<SpoolEntry[]> {
+    return (await this.list()).filter((e) => e.recipients.some((r) => r.status === 'pending'));
+  }
+
+  read(id: string): Promise<Buffer> {
+    return readFile(this.messagePath(id));
+  }
+
+  open(id: string): Readable {
+    return createReadStream(this.messagePath(id));
+  }
+
+  /** The outbound copy: prepended headers, then the message as received. */
+  async readOutbound(id: string): Promise<Buffer> {
+    const entry = await this.load(id);
+    const body = await this.read(id);
+    return entry?.prependHeaders ? Buffer.concat([Buffer.from(entry.prependHeaders, 'utf8'), body]) : body;
+  }
+
+  /**
+   * Applies `change` to the entry's state under its lock and writes it durably. Returns the new state, or null
+   * when the entry is gone. `change` may return false to skip the write.
+   */
+  update(id: string, change: (entry: StoredEntry) => boolean | void): Promise<StoredEntry | null> {
+    return this.locked(id, async () => {
+      const entry = await this.load(id);
+      if (!entry) return null;
+      if (change(entry) === false) return entry;
+      await writeFileDurable(this.statePath(id), JSON.stringify(entry));
+      return entry;
+    });
+  }
+
+  private findRecipient(entry: StoredEntry, address: string): RecipientState {
+    const r = entry.recipients.find((x) => sameAddress(x.address, address));
+    if (!r) throw new Error(`${address} is not a recipient of queue entry ${entry.id}`);
+    return r;
+  }
+
+  async markLocal(id: string, recipient: string, result: LocalResult): Promise<void> {
+    let failedEntry: StoredEntry | null = null;
+    const entry = await this.update(id, (e) => {
+      const r = this.findRecipient(e, recipient);
+      if (result.ok) {
+        r.status = 'delivered';
+        r.mailbox = result.mailbox;
+        delete r.lastResult;
+      } else if (result.permanent) {
+        r.status = 'failed';
+        r.lastResult = result.message.slice(0, 1000);
+        failedEntry = e;
+      } else {
+        r.attempts += 1;
+        r.lastResult = result.message.slice(0, 1000);
+      }
+    });
+    if (!entry) throw new Error(`queue entry ${id} does not exist`);
+    if (failedEntry) this.emit('failed', failedEntry, [recipient]);
+  }
+
+  async enqueueRemote(id: string, recipients: string[], options: EnqueueOptions = {}): Promise<void> {
+    const prepend = options.prependHeaders;
+    if (prepend !== undefined) {
+      if (Buffer.byteLength(prepend) > MAX_PREPEND) throw new Error('prependHeaders exceeds 64 KiB');
+      if (prepend !== '' && (!prepend.endsWith('\r\n') || /\r(?!\n)|(?<!\r)\n/.test(prepend))) {
+        throw new Error('prependHeaders must use CRLF line endings and end with CRLF');
+      }
+    }
+    const at = this.now();
+    const entry = await this.update(id, (e) => {
+      for (const address of recipients) {
+        const r = this.findRecipient(e, address);
+        r.status = 'queued';
+        r.nextAttemptAt = at;
+      }
+      if (prepend) e.prependHeaders = prepend;
+    });
+    if (!entry) throw new Error(`queue entry ${id} does not exist`);
+    this.emit('queued', id);
+  }
+
+  async removeIfDone(id: string): Promise<boolean> {
+    const removed = await this.locked(id, async () => {
+      const entry = await this.load(id);
+      if (!entry) return false;
+      if (entry.recipients.some((r) => r.status === 'pending' || r.status === 'queued')) return false;
+      await this.unlinkEntry(id);
+      return true;
+    });
+    if (removed) this.emit('removed', id);
+    return removed;
+  }
+
+  /** Removes an entry whatever its state (operator `postern queue remove`). */
+  async remove(id: string): Promise<boolean> {
+    const removed = await this.locked(id, async () => {
+      if (!(await this.load(id))) return false;
+      await this.unlinkEntry(id);
+      return true;
+    });
+    if (removed) this.emit('removed', id);
+    return removed;
+  }
+
+  private async unlinkEntry(id: string): Promise<void> {
+    // State first: once it is gone the entry no longer exists, whatever happens to the message file.
+    await unlink(this.statePath(id)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
+    await unlink(this.messagePath(id)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
+    await fsyncDir(this.dir);
+  }
+}
