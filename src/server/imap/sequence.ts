@@ -1,0 +1,86 @@
+// Sequence sets ("1:4,7,9:*") as written by clients, and their resolution against a mailbox's numbers.
+import { ImapSyntaxError } from './tokens.ts';
+
+/** `null` stands for '*': the largest number in use. */
+export type SeqRange = readonly [number | null, number | null];
+export type SequenceSet = readonly SeqRange[];
+
+const MAX_RANGES = 10000;
+
+function seqNumber(s: string): number | null {
+  if (s === '*') return null;
+  if (!/^[1-9]\d{0,9}$/.test(s)) throw new ImapSyntaxError(`Invalid sequence number "${s.slice(0, 20)}"`);
+  const n = Number(s);
+  if (n > 0xffffffff) throw new ImapSyntaxError('Sequence number out of range');
+  return n;
+}
+
+export function parseSequenceSet(text: string): SequenceSet {
+  if (text === '$') throw new ImapSyntaxError('SEARCHRES ($) is not supported');
+  const parts = text.split(',');
+  if (parts.length > MAX_RANGES) throw new ImapSyntaxError('Sequence set too long', 'LIMIT');
+  return parts.map((p) => {
+    const colon = p.indexOf(':');
+    if (colon < 0) {
+      const n = seqNumber(p);
+      return [n, n] as const;
+    }
+    return [seqNumber(p.slice(0, colon)), seqNumber(p.slice(colon + 1))] as const;
+  });
+}
+
+export function isSequenceSet(text: string): boolean {
+  return /^(?:\d+|\*)(?::(?:\d+|\*))?(?:,(?:\d+|\*)(?::(?:\d+|\*))?)*$/.test(text);
+}
+
+/** Does `n` fall in `set`, where '*' means `max`? */
+export function inSet(set: SequenceSet, n: number, max: number): boolean {
+  for (const [a, b] of set) {
+    const lo0 = a ?? max;
+    const hi0 = b ?? max;
+    const lo = Math.min(lo0, hi0);
+    const hi = Math.max(lo0, hi0);
+    if (n >= lo && n <= hi) return true;
+  }
+  return false;
+}
+
+/**
+ * Sequence numbers (1..count) in `set`, ascending and without duplicates. Numbers past `count` are ignored,
+ * so the caller decides whether that is an error (it is for message sequence numbers, RFC 9051 6.4.8 aside).
+ */
+export function seqNumbersIn(set: SequenceSet, count: number): number[] {
+  const hit = new Uint8Array(count + 1);
+  for (const [a, b] of set) {
+    const lo0 = a ?? count;
+    const hi0 = b ?? count;
+    const lo = Math.max(1, Math.min(lo0, hi0));
+    const hi = Math.min(count, Math.max(lo0, hi0));
+    for (let i = lo; i <= hi; i++) hit[i] = 1;
+  }
+  const out: number[] = [];
+  for (let i = 1; i <= count; i++) if (hit[i]) out.push(i);
+  return out;
+}
+
+/** Is any explicit number in `set` larger than `count`? (FETCH 5 in a 3-message mailbox is BAD per RFC 3501.) */
+export function exceeds(set: SequenceSet, count: number): boolean {
+  return set.some(([a, b]) => (a !== null && a > count) || (b !== null && b > count));
+}
+
+/** Compact form of ascending numbers: [1,2,3,5] → "1:3,5". */
+export function formatSequenceSet(nums: readonly number[]): string {
+  const out: string[] = [];
+  let i = 0;
+  while (i < nums.length) {
+    const start = nums[i]!;
+    let end = start;
+    while (i + 1 < nums.length && nums[i + 1] === end + 1) {
+      end++;
+      i++;
+    }
+    out.push(start === end ? String(start) : `${start}:${end}`);
+    i++;
+  }
+  return out.join(',');
+}
