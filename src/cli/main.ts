@@ -2,6 +2,7 @@
 // add a line below to register a new one.
 import { Command } from 'commander';
 import { register as registerTrace } from './trace.ts';
+import { register as registerReports } from './reports.ts';
 
 const program = new Command('postern')
   .description('Your own mail server for your own domain, as code.')
@@ -10,5 +11,6 @@ const program = new Command('postern')
 
 // Commands register here (one import above and one line below per command file).
 registerTrace(program);
+registerReports(program);
 
 await program.parseAsync(process.argv);
