@@ -2,6 +2,7 @@
 // host, and `server/main.ts` reads once at start. `postern serve --dev` builds one in memory.
 // Pure: a schema and a parser, no I/O.
 import { z } from 'zod';
+import { didYouMean } from './did-you-mean.ts';
 
 const port = z.number().int().min(0).max(65535); // 0 = listener off
 
@@ -88,18 +89,88 @@ export type ServerConfigInput = z.input<typeof serverConfigSchema>;
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
-/** Formats zod issues as `path: found X, expected Y` lines. */
-export function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, prefix = ''): string[] {
-  return issues.map((issue) => {
-    const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.') || '(root)';
-    let found: unknown = input;
-    for (const k of issue.path) found = found && typeof found === 'object' ? (found as Record<PropertyKey, unknown>)[k] : undefined;
-    const shown = found === undefined ? 'nothing' : JSON.stringify(found);
-    return `${path}: found ${shown}; ${issue.message}`;
-  });
+/** A key path as a user writes it: `users[1].address`, `aliases["@example.com"]`; `prefix` e.g. `postern:`. */
+export function formatPath(path: readonly PropertyKey[], prefix = ''): string {
+  let out = prefix;
+  for (const k of path) {
+    if (typeof k === 'number') out += `[${k}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(String(k))) out += (out === '' || out.endsWith(':') ? '' : '.') + String(k);
+    else out += `[${JSON.stringify(String(k))}]`;
+  }
+  if (path.length === 0 && out.endsWith(':')) return out.slice(0, -1);
+  return out || '(root)';
+}
+
+/** The keys a (strict) object schema accepts at `path`, for "did you mean" hints; [] when unknown. */
+function keysAt(schema: z.ZodType | undefined, path: readonly PropertyKey[]): string[] {
+  let s = schema as { _zod: { def: Record<string, unknown> } } | undefined;
+  const unwrap = (): void => {
+    for (let guard = 0; s && guard < 20; guard++) {
+      const def = s._zod.def;
+      if (def.innerType) s = def.innerType as typeof s;
+      else if (def.type === 'pipe') s = def.in as typeof s;
+      else return;
+    }
+  };
+  for (const k of path) {
+    unwrap();
+    if (!s) return [];
+    const def = s._zod.def;
+    if (def.type === 'object') s = (def.shape as Record<string, typeof s>)[String(k)];
+    else if (def.type === 'array') s = def.element as typeof s;
+    else if (def.type === 'record') s = def.valueType as typeof s;
+    else if (def.type === 'union') {
+      s = (def.options as NonNullable<typeof s>[]).find((o) => o._zod.def.type === 'object');
+      if (s) s = (s._zod.def.shape as Record<string, typeof s>)[String(k)];
+    } else return [];
+  }
+  unwrap();
+  if (s?._zod.def.type === 'union') s = (s._zod.def.options as NonNullable<typeof s>[]).find((o) => o._zod.def.type === 'object');
+  return s?._zod.def.type === 'object' ? Object.keys(s._zod.def.shape as object) : [];
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let found: unknown = input;
+  for (const k of path) found = found && typeof found === 'object' ? (found as Record<PropertyKey, unknown>)[k] : undefined;
+  return found;
+}
+
+/** Shows a found value briefly (long values are cut, secrets never reach here as text). */
+export function showValue(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * Formats zod issues as `path: found X; expected Y` lines. Unknown keys get one line each naming the key's own path,
+ * with a "did you mean" for near typos when `schema` is given.
+ */
+export function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, prefix = '', schema?: z.ZodType): string[] {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      const known = keysAt(schema, issue.path);
+      for (const key of issue.keys) {
+        const hint = didYouMean(key, known);
+        lines.push(`${formatPath([...issue.path, key], prefix)}: unknown key${hint ? ` (did you mean "${hint}"?)` : ''}`);
+      }
+      continue;
+    }
+    const found = valueAt(input, issue.path);
+    let message = issue.message;
+    if (issue.code === 'invalid_type' && message.startsWith('Invalid input')) message = `expected ${issue.expected}`;
+    if (issue.code === 'invalid_value' && message.startsWith('Invalid option')) {
+      const options = issue.values.map((v) => JSON.stringify(v));
+      const hint = typeof found === 'string' ? didYouMean(found, issue.values.map(String)) : undefined;
+      message = `expected one of ${options.join(', ')}${hint ? ` (did you mean "${hint}"?)` : ''}`;
+    }
+    lines.push(`${formatPath(issue.path, prefix)}: found ${showValue(found)}; ${message}`);
+  }
+  return lines;
 }
 
 export function parseServerConfig(input: unknown): ParseResult<ServerConfig> {
   const r = serverConfigSchema.safeParse(input);
-  return r.success ? { ok: true, value: r.data } : { ok: false, errors: formatIssues(r.error.issues, input) };
+  return r.success ? { ok: true, value: r.data } : { ok: false, errors: formatIssues(r.error.issues, input, '', serverConfigSchema) };
 }

@@ -1,0 +1,351 @@
+// The schema of a domain's stack: the `postern:` keys of `stacks/Pulumi.<stack>.yaml`. Validation collects every
+// problem at once and names each by its key path as the user writes it (`postern:users[1].address`).
+// Pure: no I/O. Reference for every key: docs/stack-config.md.
+import { z } from 'zod';
+import { parse as parseYaml } from 'yaml';
+import { formatIssues, formatPath, showValue, type ParseResult } from './server-config.ts';
+import { isWithin, parseAddress, parseCidr, toALabel } from './names.ts';
+import { parseByteSize, parseDurationSeconds } from './sizes.ts';
+import { didYouMean } from './did-you-mean.ts';
+
+export const STACK_NAMESPACE = 'postern';
+const PREFIX = `${STACK_NAMESPACE}:`;
+
+export const LETS_ENCRYPT_DIRECTORIES = {
+  production: 'https://acme-v02.api.letsencrypt.org/directory',
+  staging: 'https://acme-staging-v02.api.letsencrypt.org/directory',
+} as const;
+
+/** A secret as Pulumi stores it in a stack file (`{secure: <ciphertext>}`) or as the program receives it (plain). */
+export type SecretValue = { readonly secure: string } | { readonly plaintext: string };
+
+export interface StackUser { address: string; name: string; passwordHash: string; quotaBytes: number }
+export interface StackAlias { from: string; to: string[] }
+
+export interface StackConfig {
+  domain: string;
+  hostname: string;
+  region: string;
+  size: string;
+  ipv6: boolean;
+  backups: boolean;
+  monitoring: boolean;
+  zoneId?: string;
+  dnsTtl: number;
+  adminCidrs: string[];
+  allowSshFromAnywhere: boolean;
+  sshPublicKey: string;
+  users: StackUser[];
+  aliases: StackAlias[];
+  dkim: { selectorPrefix: string; rsa: boolean; rsaBits: 2048 | 3072 | 4096; ed25519: boolean };
+  dmarc: { policy: 'none' | 'quarantine' | 'reject'; subdomainPolicy?: 'none' | 'quarantine' | 'reject'; reportAddress: string };
+  mtaSts: { mode: 'none' | 'testing' | 'enforce'; maxAge: number };
+  tlsRpt: { reportAddress: string };
+  relay?: { host: string; port: number; username?: string; password?: SecretValue; spfInclude?: string };
+  acme: { ca: string; directoryUrl: string; email: string; caaIdentity: string };
+  ephemeral: boolean;
+  plaintextPorts: boolean;
+  maxMessageBytes: number;
+}
+
+const custom = (ctx: { addIssue: (i: { code: 'custom'; message: string; input: unknown }) => void }, value: unknown, message: string): never => {
+  ctx.addIssue({ code: 'custom', message, input: value });
+  return z.NEVER;
+};
+
+const domainName = (what: string) => z.string({ error: `expected ${what}` }).transform((s, ctx) =>
+  toALabel(s) ?? custom(ctx, s, `expected ${what}`));
+
+const address = (what = 'an email address like name@example.com') => z.string({ error: `expected ${what}` })
+  .transform((s, ctx) => parseAddress(s)?.address ?? custom(ctx, s, `expected ${what}`));
+
+const bool = (what: string) => z.boolean({ error: `expected true or false (${what})` });
+
+const policy = z.enum(['none', 'quarantine', 'reject']);
+
+const PHC_ARGON2ID = /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]{11,}\$[A-Za-z0-9+/]{16,}$/;
+const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,2}( [^\r\n]*)?$/;
+
+const secret = z.union([
+  z.string().min(1),
+  z.strictObject({ secure: z.string().min(1) }),
+], { error: 'expected a secret: set it with `pulumi config set --secret` (a {secure: ...} value) or a non-empty string' });
+
+export const stackConfigSchema = z.strictObject({
+  domain: domainName('a domain name like example.com'),
+  hostname: domainName('a host name like mail.example.com').optional(),
+  region: z.string({ error: 'expected a DigitalOcean region slug like fra1 or nyc3' })
+    .regex(/^[a-z]{3}[0-9]$/, 'expected a DigitalOcean region slug like fra1 or nyc3'),
+  size: z.string({ error: 'expected a DigitalOcean droplet size slug like s-1vcpu-1gb' })
+    .regex(/^[a-z0-9]+(-[a-z0-9]+)+$/, 'expected a DigitalOcean droplet size slug like s-1vcpu-1gb').default('s-1vcpu-1gb'),
+  ipv6: bool('publish and listen on IPv6').default(true),
+  backups: bool('DigitalOcean weekly droplet backups').default(false),
+  monitoring: bool('DigitalOcean monitoring agent').default(true),
+  zoneId: z.string({ error: 'expected a Cloudflare zone id (32 hex digits)' })
+    .regex(/^[0-9a-f]{32}$/, 'expected a Cloudflare zone id (32 hex digits)').optional(),
+  dnsTtl: z.number({ error: 'expected a TTL in seconds from 60 to 86400' }).int('expected a TTL in seconds from 60 to 86400')
+    .min(60, 'expected a TTL in seconds from 60 to 86400').max(86400, 'expected a TTL in seconds from 60 to 86400').default(3600),
+  adminCidrs: z.array(z.string({ error: 'expected a CIDR block like 203.0.113.0/24' }).transform((s, ctx) => {
+    const r = parseCidr(s);
+    return r.ok ? r.cidr : custom(ctx, s, r.reason);
+  }), { error: 'expected a list of CIDR blocks allowed to reach SSH, like ["203.0.113.7/32"]' })
+    .min(1, 'expected at least one CIDR block allowed to reach SSH, like ["203.0.113.7/32"]'),
+  allowSshFromAnywhere: bool('allow SSH from 0.0.0.0/0 and ::/0').default(false),
+  sshPublicKey: z.string({ error: 'expected an OpenSSH public key line like "ssh-ed25519 AAAA... you@laptop"' })
+    .transform((s) => s.trim())
+    .refine((s) => SSH_PUBLIC_KEY.test(s), 'expected an OpenSSH public key line like "ssh-ed25519 AAAA... you@laptop"'),
+  users: z.array(z.strictObject({
+    address: address(),
+    name: z.string({ error: 'expected a display name' }).max(200, 'expected a display name of at most 200 characters').default(''),
+    passwordHash: z.string({ error: 'expected an argon2id PHC string like $argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>' })
+      .regex(PHC_ARGON2ID, 'expected an argon2id PHC string like $argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>'),
+    quota: z.union([z.number(), z.string()], { error: 'expected a size like "2GB", "500MiB" or a number of bytes (0 = unlimited)' })
+      .transform((v, ctx) => parseByteSize(v) ?? custom(ctx, v, 'expected a size like "2GB", "500MiB" or a number of bytes (0 = unlimited)'))
+      .default(0),
+  }), { error: 'expected a list of users' }).min(1, 'expected at least one user'),
+  aliases: z.record(
+    z.string(),
+    z.union([z.string(), z.array(z.string()).min(1)], { error: 'expected a target address or a list of target addresses' }),
+    { error: 'expected a map from an address (or "@domain" for a catch-all) to one or more target addresses' },
+  ).default({}),
+  dkim: z.strictObject({
+    selectorPrefix: z.string({ error: 'expected a DNS label like "postern" or "s2026"' })
+      .regex(/^[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?$/, 'expected a DNS label like "postern" or "s2026" (lower-case letters, digits, hyphens; at most 42 characters)')
+      .default('postern'),
+    rsa: bool('an RSA key, which every verifier understands').default(true),
+    rsaBits: z.union([z.literal(2048), z.literal(3072), z.literal(4096)], { error: 'expected 2048, 3072 or 4096' }).default(2048),
+    ed25519: bool('an Ed25519 key (RFC 8463)').default(true),
+  }, { error: 'expected a map with selectorPrefix, rsa, rsaBits, ed25519' }).prefault({}),
+  dmarc: z.strictObject({
+    policy: policy.default('quarantine'),
+    subdomainPolicy: policy.optional(),
+    reportAddress: address().optional(),
+  }, { error: 'expected a map with policy, subdomainPolicy, reportAddress' }).prefault({}),
+  mtaSts: z.strictObject({
+    mode: z.enum(['none', 'testing', 'enforce']).default('testing'),
+    maxAge: z.union([z.number(), z.string()], { error: 'expected a duration like "7d" or seconds' })
+      .transform((v, ctx) => {
+        const s = parseDurationSeconds(v);
+        return s !== undefined && s >= 86400 && s <= 31557600 ? s
+          : custom(ctx, v, 'expected a duration from 1 day to 1 year, like "7d" or 604800 (seconds)');
+      }).default(604800),
+  }, { error: 'expected a map with mode, maxAge' }).prefault({}),
+  tlsRpt: z.strictObject({ reportAddress: address().optional() }, { error: 'expected a map with reportAddress' }).prefault({}),
+  relay: z.strictObject({
+    host: domainName('the relay\'s host name like smtp.relay.example'),
+    port: z.number({ error: 'expected a port number (587 or 465 usually)' }).int('expected a port number (587 or 465 usually)')
+      .min(1, 'expected a port number (587 or 465 usually)').max(65535, 'expected a port number (587 or 465 usually)').default(587),
+    username: z.string({ error: 'expected a user name' }).min(1, 'expected a non-empty user name').optional(),
+    password: secret.optional(),
+    spfInclude: domainName('a domain to include in SPF, like _spf.relay.example').optional(),
+  }, { error: 'expected a map with host, port, username, password, spfInclude' }).optional(),
+  acme: z.strictObject({
+    ca: z.string({ error: 'expected "production", "staging" or an https:// ACME directory URL' }).optional(),
+    email: address().optional(),
+    caaIdentity: domainName('the CA\'s CAA issuer domain like letsencrypt.org').optional(),
+  }, { error: 'expected a map with ca, email, caaIdentity' }).prefault({}),
+  ephemeral: bool('a test stack: no deletion protection, staging CA by default').default(false),
+  plaintextPorts: bool('offer IMAP 143 and POP3 110 with STARTTLS').default(false),
+  maxMessageSize: z.union([z.number(), z.string()], { error: 'expected a size like "50MB"' })
+    .transform((v, ctx) => {
+      const n = parseByteSize(v);
+      return n !== undefined && n >= 1024 * 1024 && n <= 1024 * 1024 * 1024 ? n : custom(ctx, v, 'expected a size from 1MiB to 1GiB, like "50MB"');
+    }).default(50 * 1024 * 1024),
+}, { error: 'expected a map of postern:* keys' });
+
+type Parsed = z.output<typeof stackConfigSchema>;
+
+/** Checks that span several keys (they need the domain); each problem is a ready-made error line. */
+function crossCheck(v: Parsed, raw: Record<string, unknown>, errors: string[]): StackConfig {
+  const domain = v.domain;
+  const at = (path: readonly PropertyKey[]): string => formatPath(path, PREFIX);
+  const hostname = v.hostname ?? `mail.${domain}`;
+  if (v.hostname !== undefined && (!isWithin(v.hostname, domain) || v.hostname === domain)) {
+    errors.push(`${at(['hostname'])}: found ${showValue(raw.hostname)}; expected a host name below ${domain} (Postern publishes its address in that zone), like mail.${domain}`);
+  }
+  if (!v.allowSshFromAnywhere) {
+    v.adminCidrs.forEach((c, i) => { // '' marks an entry already reported as unreadable
+      if (c === '0.0.0.0/0' || c === '::/0') {
+        errors.push(`${at(['adminCidrs', i])}: found ${showValue(c)}; expected your own address block: SSH from anywhere is refused unless postern:allowSshFromAnywhere is true`);
+      }
+    });
+  }
+  const userAddresses = new Set<string>();
+  v.users.forEach((u, i) => {
+    if (!u.address.endsWith(`@${domain}`)) {
+      errors.push(`${at(['users', i, 'address'])}: found ${showValue((raw.users as Record<string, unknown>[])[i]?.address)}; expected an address @${domain}`);
+    }
+    const key = u.address.toLowerCase();
+    if (userAddresses.has(key)) errors.push(`${at(['users', i, 'address'])}: found ${showValue(u.address)}; expected each user once (duplicate address)`);
+    userAddresses.add(key);
+  });
+  const aliases: StackAlias[] = [];
+  const aliasFroms = new Set<string>();
+  const localTargets: { address: string; path: PropertyKey[] }[] = [];
+  for (const [from, targets] of Object.entries(v.aliases)) {
+    let fromAddress: string | undefined;
+    if (from.startsWith('@')) {
+      if (toALabel(from.slice(1)) !== domain) errors.push(`${at(['aliases', from])}: found ${showValue(from)} as alias; expected "@${domain}" for a catch-all`);
+      else fromAddress = `@${domain}`;
+    } else {
+      const a = parseAddress(from);
+      if (!a) errors.push(`${at(['aliases', from])}: found ${showValue(from)} as alias; expected an address like postmaster@${domain} or "@${domain}" for a catch-all`);
+      else if (a.domain !== domain) errors.push(`${at(['aliases', from])}: found ${showValue(from)} as alias; expected an address @${domain}`);
+      else if (userAddresses.has(a.address.toLowerCase())) errors.push(`${at(['aliases', from])}: found ${showValue(from)} as alias; expected an address that is not also a user`);
+      else fromAddress = a.address;
+    }
+    const to: string[] = [];
+    (typeof targets === 'string' ? [targets] : targets).forEach((t, i) => {
+      const path = typeof targets === 'string' ? ['aliases', from] : ['aliases', from, i];
+      const a = parseAddress(t);
+      if (!a) errors.push(`${at(path)}: found ${showValue(t)}; expected a target address like name@example.com`);
+      else {
+        to.push(a.address);
+        if (a.domain === domain) localTargets.push({ address: a.address, path });
+      }
+    });
+    if (fromAddress !== undefined) {
+      aliasFroms.add(fromAddress.toLowerCase());
+      aliases.push({ from: fromAddress, to });
+    }
+  }
+  // A local target must exist, or mail to the alias would bounce.
+  for (const t of localTargets) {
+    const key = t.address.toLowerCase();
+    if (!userAddresses.has(key) && !aliasFroms.has(key)) {
+      errors.push(`${at(t.path)}: found ${showValue(t.address)}; expected a user or alias of ${domain} (no such mailbox)`);
+    }
+  }
+  if (!v.dkim.rsa && !v.dkim.ed25519) {
+    errors.push(`${at(['dkim'])}: found rsa false and ed25519 false; expected at least one DKIM key (rsa is the one every verifier understands)`);
+  }
+  const ca = v.acme.ca ?? (v.ephemeral ? 'staging' : 'production');
+  let directoryUrl = '';
+  let caaIdentity = v.acme.caaIdentity ?? '';
+  if (ca === 'production' || ca === 'staging') {
+    directoryUrl = LETS_ENCRYPT_DIRECTORIES[ca];
+    caaIdentity ||= 'letsencrypt.org';
+  } else {
+    let url: URL | undefined;
+    try { url = new URL(ca); } catch { url = undefined; }
+    if (!url || url.protocol !== 'https:') {
+      const hint = didYouMean(ca, ['production', 'staging']);
+      errors.push(`${at(['acme', 'ca'])}: found ${showValue(ca)}; expected "production", "staging" or an https:// ACME directory URL${hint ? ` (did you mean "${hint}"?)` : ''}`);
+    } else {
+      directoryUrl = url.href;
+      if (!caaIdentity) errors.push(`${at(['acme', 'caaIdentity'])}: found nothing; expected the CA's CAA issuer domain (required when postern:acme.ca is a URL)`);
+    }
+  }
+  if (v.relay?.password !== undefined && v.relay.username === undefined) {
+    errors.push(`${at(['relay', 'username'])}: found nothing; expected a user name to go with postern:relay.password`);
+  }
+  const postmaster = `postmaster@${domain}`;
+  return {
+    domain, hostname, region: v.region, size: v.size, ipv6: v.ipv6, backups: v.backups, monitoring: v.monitoring,
+    ...(v.zoneId !== undefined ? { zoneId: v.zoneId } : {}),
+    dnsTtl: v.dnsTtl, adminCidrs: v.adminCidrs, allowSshFromAnywhere: v.allowSshFromAnywhere, sshPublicKey: v.sshPublicKey,
+    users: v.users.map((u) => ({ address: u.address, name: u.name, passwordHash: u.passwordHash, quotaBytes: u.quota })),
+    aliases,
+    dkim: v.dkim,
+    dmarc: {
+      policy: v.dmarc.policy,
+      ...(v.dmarc.subdomainPolicy !== undefined ? { subdomainPolicy: v.dmarc.subdomainPolicy } : {}),
+      reportAddress: v.dmarc.reportAddress ?? postmaster,
+    },
+    mtaSts: v.mtaSts,
+    tlsRpt: { reportAddress: v.tlsRpt.reportAddress ?? postmaster },
+    ...(v.relay ? {
+      relay: {
+        host: v.relay.host, port: v.relay.port,
+        ...(v.relay.username !== undefined ? { username: v.relay.username } : {}),
+        ...(v.relay.password !== undefined
+          ? { password: typeof v.relay.password === 'string' ? { plaintext: v.relay.password } : { secure: v.relay.password.secure } }
+          : {}),
+        ...(v.relay.spfInclude !== undefined ? { spfInclude: v.relay.spfInclude } : {}),
+      },
+    } : {}),
+    acme: { ca, directoryUrl, email: v.acme.email ?? postmaster, caaIdentity },
+    ephemeral: v.ephemeral, plaintextPorts: v.plaintextPorts, maxMessageBytes: v.maxMessageSize,
+  };
+}
+
+/**
+ * Validates the `postern:` keys (given without their `postern:` prefix, as Pulumi's Config hands them over) and
+ * fills defaults that depend on other keys. Every problem is reported, each as `postern:<path>: found X; expected Y`.
+ */
+export function parseStackConfig(input: unknown): ParseResult<StackConfig> {
+  const r = stackConfigSchema.safeParse(input);
+  const errors = r.success ? [] : formatIssues(r.error.issues, input, PREFIX, stackConfigSchema);
+  if (r.success) {
+    const value = crossCheck(r.data, input as Record<string, unknown>, errors);
+    return errors.length ? { ok: false, errors } : { ok: true, value };
+  }
+  // Cross-key checks still run on what did parse, so one pass reports everything it can.
+  const partial = partialParse(input);
+  if (partial) crossCheck(partial, input as Record<string, unknown>, errors);
+  return { ok: false, errors };
+}
+
+/** Parses each key on its own, substituting a neutral value for broken ones, so cross-key checks can still run. */
+function partialParse(input: unknown): Parsed | undefined {
+  if (!input || typeof input !== 'object' || Array.isArray(input)) return undefined;
+  const raw = input as Record<string, unknown>;
+  const shape = stackConfigSchema.shape;
+  const domain = shape.domain.safeParse(raw.domain);
+  if (!domain.success) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(shape) as (keyof typeof shape)[]) {
+    const r = (shape[key] as z.ZodType).safeParse(raw[key]);
+    out[key] = r.success ? r.data : neutral(key);
+  }
+  // Users: keep only entries that parse, at their positions, so error paths stay right.
+  if (Array.isArray(raw.users)) {
+    const userSchema = shape.users.element;
+    out.users = raw.users.map((u) => {
+      const r = userSchema.safeParse(u);
+      return r.success ? r.data : { address: '', name: '', passwordHash: '', quota: 0 };
+    });
+  }
+  if (Array.isArray(raw.adminCidrs)) {
+    out.adminCidrs = raw.adminCidrs.map((c) => (typeof c === 'string' && parseCidr(c).ok ? (parseCidr(c) as { cidr: string }).cidr : ''));
+  }
+  const parsed = out as Parsed;
+  parsed.users = parsed.users.filter((u) => u.address !== '');
+  return parsed;
+}
+
+function neutral(key: string): unknown {
+  const neutrals: Record<string, unknown> = {
+    adminCidrs: [], users: [], aliases: {}, allowSshFromAnywhere: true, ephemeral: false,
+    dkim: { selectorPrefix: 'postern', rsa: true, rsaBits: 2048, ed25519: true }, dmarc: { policy: 'quarantine' },
+    mtaSts: { mode: 'testing', maxAge: 604800 }, tlsRpt: {}, acme: { caaIdentity: 'invalid.invalid' },
+  };
+  return neutrals[key];
+}
+
+/**
+ * Reads a Pulumi stack file (`stacks/Pulumi.<stack>.yaml`) and validates its `postern:` keys. Keys of other
+ * namespaces (`digitalocean:token`, `cloudflare:apiToken`, …) belong to providers and are left alone.
+ */
+export function parseStackFile(yamlText: string): ParseResult<StackConfig> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(yamlText, { maxAliasCount: 100, uniqueKeys: true });
+  } catch (e) {
+    return { ok: false, errors: [`stack file: not valid YAML: ${(e as Error).message.split('\n')[0]}`] };
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) return { ok: false, errors: ['stack file: found no map; expected a Pulumi stack file with a `config:` map'] };
+  const config = (doc as Record<string, unknown>).config;
+  if (!config || typeof config !== 'object' || Array.isArray(config)) {
+    return { ok: false, errors: [`config: found ${showValue(config)}; expected a map of postern:* keys`] };
+  }
+  const mine: Record<string, unknown> = {};
+  const errors: string[] = [];
+  for (const [key, value] of Object.entries(config)) {
+    if (key.startsWith(PREFIX)) mine[key.slice(PREFIX.length)] = value;
+    else if (!key.includes(':')) errors.push(`${key}: unknown key (Pulumi config keys are namespaced: did you mean "${PREFIX}${key}"?)`);
+  }
+  const r = parseStackConfig(mine);
+  if (r.ok && errors.length === 0) return r;
+  return { ok: false, errors: [...errors, ...(r.ok ? [] : r.errors)] };
+}
