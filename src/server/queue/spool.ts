@@ -2,8 +2,8 @@
 // envelope and per-recipient status) per entry, in one folder. The state file is the commit marker: it is renamed
 // into place after the message file, and removed before it, so an entry is visible only when both are complete.
 import { EventEmitter } from 'node:events';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { createReadStream, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { envelopeAddressProblem, sameAddress } from './address.ts';
@@ -79,23 +79,30 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     this.now = options.now ?? Date.now;
   }
 
-  /** Opens (creating) the spool folder and removes what a crash left half-written. */
-  static async open(options: FileSpoolOptions): Promise<FileSpool> {
+  /**
+   * Opens (creating) the spool folder and removes what a crash left half-written: temp files, and message files
+   * whose state file never landed (their sender never got `250`). Synchronous: it runs once at start-up, before
+   * any listener, so the composition root can hand the spool to services synchronously.
+   */
+  static openSync(options: FileSpoolOptions): FileSpool {
     const spool = new FileSpool(options);
-    await mkdir(options.dir, { recursive: true, mode: 0o700 });
-    const names = new Set(await readdir(options.dir));
-    let changed = false;
+    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    const names = new Set(readdirSync(options.dir));
     for (const name of names) {
-      const drop = async (why: string): Promise<void> => {
+      const drop = (why: string): void => {
         if (why) options.warn?.(`spool: removing ${name}: ${why}`);
-        await unlink(join(options.dir, name)).catch(() => {});
-        changed = true;
+        try { unlinkSync(join(options.dir, name)); } catch { /* already gone */ }
       };
-      if (name.startsWith('.tmp-')) await drop('');
-      else if (name.endsWith('.eml') && !names.has(name.replace(/\.eml$/, '.json'))) await drop('');
-      else if (name.endsWith('.json') && !names.has(name.replace(/\.json$/, '.eml'))) await drop('state without a message file');
+      if (name.startsWith('.tmp-')) drop('');
+      else if (name.endsWith('.eml') && !names.has(name.replace(/\.eml$/, '.json'))) drop('');
+      else if (name.endsWith('.json') && !names.has(name.replace(/\.json$/, '.eml'))) drop('state without a message file');
     }
-    if (changed) await fsyncDir(options.dir);
+    return spool;
+  }
+
+  static async open(options: FileSpoolOptions): Promise<FileSpool> {
+    const spool = FileSpool.openSync(options);
+    await fsyncDir(options.dir);
     return spool;
   }
 

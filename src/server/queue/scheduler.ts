@@ -1,0 +1,424 @@
+// The outbound scheduler: picks due recipients from the spool, groups them per destination (recipient domain, or
+// the relay), delivers with limited concurrency per destination over reused sessions, and records every outcome:
+// sent, retried with backoff, or failed with a DSN. All state lives in the spool's files, so a restart resumes.
+import type { Trace } from '../trace/api.ts';
+import { domainOf } from './address.ts';
+import type { Bouncer } from './bouncer.ts';
+import { statusFromReply } from './dsn.ts';
+import type { DsnRecipient } from './dsn.ts';
+import { mxAllowed } from './mta-sts.ts';
+import type { StsPolicySource } from './mta-sts.ts';
+import { resolveMxRoute } from './mx.ts';
+import type { QueueResolver } from './mx.ts';
+import { OutboundSession } from './smtp-client.ts';
+import type { OutboundClientOptions, OutboundTarget, RecipientOutcome } from './smtp-client.ts';
+import type { FileSpool, StoredEntry } from './spool.ts';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+/** Delays after the 1st, 2nd, … failed attempt; the last one repeats. Roughly Postfix's 5 min … 4 h. */
+export const DEFAULT_RETRY_SCHEDULE_MS = [5 * MINUTE, 10 * MINUTE, 20 * MINUTE, 40 * MINUTE, HOUR, 2 * HOUR, 4 * HOUR];
+
+export interface RelaySettings {
+  host: string;
+  /** 465 = implicit TLS; anything else = STARTTLS required. */
+  port: number;
+  username?: string;
+  password?: string;
+}
+
+export interface SchedulerOptions {
+  spool: FileSpool;
+  bouncer: Bouncer;
+  trace: Trace;
+  /** Our host name (EHLO). */
+  hostname: string;
+  resolver: QueueResolver;
+  stsPolicy: StsPolicySource;
+  /** All outbound through this smarthost when set. */
+  relay?: RelaySettings;
+  /** Port of remote MXs; 25 except in tests. */
+  mxPort?: number;
+  retryScheduleMs?: number[];
+  /** Give up after this long in the queue (RFC 5321 4.5.4.1: 4–5 days). */
+  maxAgeMs?: number;
+  /** Send a "delayed" DSN once a recipient has waited this long. */
+  delayNoticeMs?: number;
+  perDestinationConcurrency?: number;
+  totalConcurrency?: number;
+  /** Recipients per SMTP transaction. */
+  maxRecipientsPerTransaction?: number;
+  /** Full rescan of the spool folder (picks up `postern queue retry`). */
+  rescanMs?: number;
+  /** How long an idle session is kept for reuse. */
+  idleSessionMs?: number;
+  client?: Pick<OutboundClientOptions, 'ca' | 'connectTimeoutMs' | 'socketTimeoutMs'>;
+  now?: () => number;
+  warn?: (message: string) => void;
+}
+
+interface Job {
+  entryId: string;
+  recipients: string[];
+}
+
+interface Destination {
+  key: string;
+  /** Recipient domain (MX mode) or null (relay). */
+  domain: string | null;
+  jobs: Job[];
+  workers: number;
+}
+
+type Route =
+  | { kind: 'targets'; targets: OutboundTarget[]; sts: string }
+  | { kind: 'permanent'; reason: string; status: string }
+  | { kind: 'temporary'; reason: string };
+
+export class Scheduler {
+  private readonly o: SchedulerOptions;
+  private readonly now: () => number;
+  private readonly entries = new Map<string, StoredEntry>();
+  /** `id\0recipient` currently being delivered. */
+  private readonly inFlight = new Set<string>();
+  private readonly destinations = new Map<string, Destination>();
+  private readonly idle = new Map<string, { session: OutboundSession; timer: NodeJS.Timeout }[]>();
+  private readonly running = new Set<Promise<void>>();
+  private activeWorkers = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private lastRescan = 0;
+  private stopping = false;
+  private started = false;
+  private readonly onQueued = (id: string): void => { void this.reload(id).then(() => this.kick()); };
+  private readonly onFailed = (entry: StoredEntry, recipients: string[]): void => {
+    const dsn = entry.recipients
+      .filter((r) => recipients.includes(r.address))
+      .map((r): DsnRecipient => ({ address: r.address, action: 'failed', status: statusFromReply(r.lastResult ?? '', '5.0.0'), diagnostic: r.lastResult ?? 'delivery failed' }));
+    void this.o.bouncer.send(entry, dsn).then(() => this.o.spool.removeIfDone(entry.id)).catch(() => {});
+  };
+
+  constructor(options: SchedulerOptions) {
+    this.o = options;
+    this.now = options.now ?? Date.now;
+  }
+
+  private get retrySchedule(): number[] {
+    return this.o.retryScheduleMs?.length ? this.o.retryScheduleMs : DEFAULT_RETRY_SCHEDULE_MS;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.o.spool.on('queued', this.onQueued);
+    this.o.spool.on('failed', this.onFailed);
+    await this.rescan();
+    this.kick();
+  }
+
+  /** Stops scheduling; lets in-flight deliveries finish until `deadline`, then closes every session. */
+  async stop(deadline: number): Promise<void> {
+    this.stopping = true;
+    this.o.spool.off('queued', this.onQueued);
+    this.o.spool.off('failed', this.onFailed);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const d of this.destinations.values()) d.jobs.length = 0;
+    const wait = Math.max(0, deadline - Date.now());
+    let timeout: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise<void>((resolve) => { timeout = setTimeout(resolve, wait); }),
+    ]);
+    clearTimeout(timeout);
+    for (const list of this.idle.values()) for (const { session, timer } of list) { clearTimeout(timer); session.close(); }
+    this.idle.clear();
+  }
+
+  /** Loads every entry from disk (start, periodic rescans). */
+  private async rescan(): Promise<void> {
+    this.lastRescan = this.now();
+    const all = await this.o.spool.list();
+    const seen = new Set<string>();
+    for (const e of all) {
+      seen.add(e.id);
+      this.entries.set(e.id, e);
+    }
+    for (const id of this.entries.keys()) if (!seen.has(id)) this.entries.delete(id);
+  }
+
+  private async reload(id: string): Promise<void> {
+    const e = await this.o.spool.load(id).catch(() => null);
+    if (e) this.entries.set(id, e);
+    else this.entries.delete(id);
+  }
+
+  /** Schedules work now, and a timer for the next due recipient or rescan. */
+  private kick(): void {
+    if (this.stopping) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const now = this.now();
+    let nextDue = Number.POSITIVE_INFINITY;
+    for (const e of this.entries.values()) {
+      for (const r of e.recipients) {
+        if (r.status !== 'queued' || this.inFlight.has(`${e.id}\0${r.address}`)) continue;
+        const due = r.nextAttemptAt ?? 0;
+        if (due <= now) this.assign(e, r.address);
+        else nextDue = Math.min(nextDue, due);
+      }
+    }
+    for (const d of this.destinations.values()) this.spawnWorkers(d);
+    const rescanMs = this.o.rescanMs ?? 30_000;
+    const wakeAt = Math.min(nextDue, this.lastRescan + rescanMs);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const needRescan = this.now() >= this.lastRescan + rescanMs;
+      void (needRescan ? this.rescan() : Promise.resolve()).catch((err) => this.warn(`rescan failed: ${(err as Error).message}`)).then(() => this.kick());
+    }, Math.max(10, Math.min(wakeAt - now, 2 ** 31 - 1)));
+    this.timer.unref?.();
+  }
+
+  private destinationKey(recipient: string): { key: string; domain: string | null } {
+    if (this.o.relay) return { key: 'relay', domain: null };
+    const domain = domainOf(recipient);
+    return { key: `mx:${domain}`, domain };
+  }
+
+  private assign(entry: StoredEntry, recipient: string): void {
+    const { key, domain } = this.destinationKey(recipient);
+    let d = this.destinations.get(key);
+    if (!d) {
+      d = { key, domain, jobs: [], workers: 0 };
+      this.destinations.set(key, d);
+    }
+    this.inFlight.add(`${entry.id}\0${recipient}`);
+    const max = this.o.maxRecipientsPerTransaction ?? 50;
+    const job = d.jobs.find((j) => j.entryId === entry.id && j.recipients.length < max);
+    if (job) job.recipients.push(recipient);
+    else d.jobs.push({ entryId: entry.id, recipients: [recipient] });
+  }
+
+  private spawnWorkers(d: Destination): void {
+    const perDest = this.o.perDestinationConcurrency ?? 2;
+    const total = this.o.totalConcurrency ?? 20;
+    while (d.jobs.length > d.workers && d.workers < perDest && this.activeWorkers < total) {
+      d.workers++;
+      this.activeWorkers++;
+      const p = this.work(d).catch((err) => this.warn(`delivery worker for ${d.key} failed: ${(err as Error).stack ?? err}`)).finally(() => {
+        d.workers--;
+        this.activeWorkers--;
+        this.running.delete(p);
+        if (d.workers === 0 && d.jobs.length === 0) this.destinations.delete(d.key);
+        this.kick();
+      });
+      this.running.add(p);
+    }
+  }
+
+  private warn(message: string): void {
+    this.o.warn?.(message);
+  }
+
+  /** One worker: resolves the route once, then delivers jobs for this destination until none are left. */
+  private async work(d: Destination): Promise<void> {
+    let route: Route | null = null;
+    let session: OutboundSession | null = null;
+    try {
+      while (d.jobs.length && !this.stopping) {
+        const job = d.jobs.shift()!;
+        const entry = this.entries.get(job.entryId) ?? (await this.o.spool.load(job.entryId));
+        if (!entry) { this.release(job); continue; }
+        route ??= await this.route(d, entry);
+        if (route.kind !== 'targets') {
+          const reason = route.reason;
+          const outcomes = job.recipients.map((address): RecipientOutcome => ({ address, ok: false, permanent: route!.kind === 'permanent', reply: reason }));
+          await this.record(entry, outcomes, null, route.kind === 'permanent' ? route.status : '4.4.3');
+          this.release(job);
+          continue;
+        }
+        let connectError = '';
+        if (!session?.usable) {
+          session = this.takeIdle(d.key);
+          if (!session) {
+            const opened = await this.connect(entry, route.targets);
+            session = opened.session;
+            connectError = opened.error;
+          }
+        }
+        if (!session) {
+          const outcomes = job.recipients.map((address): RecipientOutcome => ({ address, ok: false, permanent: false, reply: connectError }));
+          await this.record(entry, outcomes, null, '4.4.1');
+          this.release(job);
+          // Every host refused us: the other jobs for this destination would fail the same way now.
+          for (const other of d.jobs.splice(0)) {
+            const e = this.entries.get(other.entryId) ?? (await this.o.spool.load(other.entryId));
+            if (e) await this.record(e, other.recipients.map((address) => ({ address, ok: false, permanent: false, reply: connectError })), null, '4.4.1');
+            this.release(other);
+          }
+          break;
+        }
+        let message: Buffer;
+        try {
+          message = await this.o.spool.readOutbound(entry.id);
+        } catch (err) {
+          this.warn(`cannot read queued message ${entry.id}: ${(err as Error).message}`);
+          this.release(job);
+          continue;
+        }
+        const { outcomes, connectionLost } = await session.send(entry.envelope.from, job.recipients, message);
+        await this.record(entry, outcomes, session, '4.0.0', route.sts);
+        this.release(job);
+        if (connectionLost) session = null;
+      }
+    } finally {
+      if (session?.usable) this.putIdle(d.key, session);
+    }
+  }
+
+  private release(job: Job): void {
+    for (const r of job.recipients) this.inFlight.delete(`${job.entryId}\0${r}`);
+  }
+
+  private async route(d: Destination, entry: StoredEntry): Promise<Route> {
+    const relay = this.o.relay;
+    if (relay) {
+      const target: OutboundTarget = {
+        hostname: relay.host,
+        address: relay.host,
+        port: relay.port,
+        tls: relay.port === 465 ? 'implicit' : 'required',
+        ...(relay.username ? { auth: { user: relay.username, pass: relay.password ?? '' } } : {}),
+      };
+      return { kind: 'targets', targets: [target], sts: 'relay' };
+    }
+    const domain = d.domain!;
+    const mx = await resolveMxRoute(this.o.resolver, domain);
+    if (mx.kind === 'permanent') return { kind: 'permanent', reason: mx.reason, status: /null MX/.test(mx.reason) ? '5.1.10' : '5.1.2' };
+    if (mx.kind === 'temporary') return { kind: 'temporary', reason: mx.reason };
+    let policy;
+    try {
+      policy = await this.o.stsPolicy(domain);
+    } catch (err) {
+      // mailauth already falls back to a cached policy; a fetch error with nothing cached means no policy.
+      this.warn(`MTA-STS policy for ${domain}: ${(err as Error).message}`);
+      policy = { mode: 'none' as const, mx: [] };
+    }
+    let hosts = mx.hosts;
+    if (policy.mode === 'enforce') {
+      hosts = hosts.filter((h) => mxAllowed(policy, h.name));
+      if (!hosts.length) {
+        this.o.trace.record({ traceId: entry.id, kind: 'check', detail: `MTA-STS enforce: no MX of ${domain} matches the policy (${policy.mx.join(', ')})` });
+        return { kind: 'temporary', reason: `MTA-STS policy of ${domain} (enforce) allows none of its MX hosts` };
+      }
+    }
+    const tls = policy.mode === 'enforce' ? 'required' : 'opportunistic';
+    const port = this.o.mxPort ?? 25;
+    const targets = hosts.flatMap((h) => h.addresses.map((address): OutboundTarget => ({ hostname: h.name, address, port, tls })));
+    return { kind: 'targets', targets, sts: policy.mode };
+  }
+
+  private async connect(entry: StoredEntry, targets: OutboundTarget[]): Promise<{ session: OutboundSession | null; error: string }> {
+    const errors: string[] = [];
+    for (const t of targets.slice(0, 10)) {
+      try {
+        const session = await OutboundSession.open(t, { heloName: this.o.hostname, ...this.o.client });
+        return { session, error: '' };
+      } catch (err) {
+        const e = err as Error & { response?: string };
+        const reason = (e.response ?? e.message).replace(/[\r\n]+/g, ' ').slice(0, 300);
+        errors.push(`${t.hostname}[${t.address}]:${t.port}: ${reason}`);
+        this.o.trace.record({ traceId: entry.id, kind: 'attempt', detail: `cannot use ${t.hostname} [${t.address}]:${t.port}: ${reason}`, data: { host: t.hostname, address: t.address } });
+      }
+    }
+    return { session: null, error: errors.join('; ') || 'no target to connect to' };
+  }
+
+  private takeIdle(key: string): OutboundSession | null {
+    const list = this.idle.get(key);
+    while (list?.length) {
+      const { session, timer } = list.pop()!;
+      clearTimeout(timer);
+      if (session.usable) return session;
+    }
+    return null;
+  }
+
+  private putIdle(key: string, session: OutboundSession): void {
+    if (this.stopping) { session.close(); return; }
+    const list = this.idle.get(key) ?? [];
+    this.idle.set(key, list);
+    const item = {
+      session,
+      timer: setTimeout(() => {
+        const i = list.indexOf(item);
+        if (i >= 0) list.splice(i, 1);
+        if (!list.length) this.idle.delete(key);
+        session.close();
+      }, this.o.idleSessionMs ?? 5000),
+    };
+    item.timer.unref?.();
+    list.push(item);
+  }
+
+  /** Writes outcomes to the entry, traces them, sends DSNs, and removes the entry when it is done. */
+  private async record(entry: StoredEntry, outcomes: RecipientOutcome[], session: OutboundSession | null, fallbackStatus: string, sts?: string): Promise<void> {
+    const now = this.now();
+    const maxAge = this.o.maxAgeMs ?? 5 * 24 * HOUR;
+    const delayNotice = this.o.delayNoticeMs ?? 4 * HOUR;
+    const failures: DsnRecipient[] = [];
+    const delays: DsnRecipient[] = [];
+    const remote = session?.target.hostname;
+    const updated = await this.o.spool.update(entry.id, (e) => {
+      for (const out of outcomes) {
+        const r = e.recipients.find((x) => x.address === out.address);
+        if (!r || r.status !== 'queued') continue;
+        r.attempts += 1;
+        r.lastResult = out.reply;
+        if (out.ok) {
+          r.status = 'sent';
+          delete r.nextAttemptAt;
+          continue;
+        }
+        const status = statusFromReply(out.reply, out.permanent ? fallbackStatus.replace(/^4/, '5') : fallbackStatus);
+        const base = { address: r.address, status, diagnostic: out.reply, ...(remote ? { remoteMta: remote } : {}) };
+        if (out.permanent) {
+          r.status = 'failed';
+          delete r.nextAttemptAt;
+          failures.push({ ...base, action: 'failed' });
+        } else if (now - e.receivedAt >= maxAge) {
+          r.status = 'failed';
+          delete r.nextAttemptAt;
+          r.lastResult = `gave up after ${Math.round((now - e.receivedAt) / HOUR)} h in the queue; last error: ${out.reply}`;
+          failures.push({ ...base, status: '4.4.7', action: 'failed', diagnostic: r.lastResult });
+        } else {
+          const schedule = this.retrySchedule;
+          r.nextAttemptAt = now + (schedule[Math.min(r.attempts - 1, schedule.length - 1)] ?? HOUR);
+          if (!r.delayNotified && now - e.receivedAt >= delayNotice) {
+            r.delayNotified = true;
+            delays.push({ ...base, action: 'delayed' });
+          }
+        }
+      }
+    });
+    if (!updated) return;
+    this.entries.set(updated.id, updated);
+    for (const out of outcomes) {
+      const where = remote ? ` via ${remote}` : '';
+      const data: Record<string, string | number | boolean | null> = { secure: session?.secure ?? false };
+      if (remote) data.host = remote;
+      if (sts) data.mtaSts = sts;
+      this.o.trace.record({ traceId: entry.id, kind: 'attempt', detail: `${out.address}${where}${session ? (session.secure ? ' over TLS' : ' without TLS') : ''}: ${out.reply}`, sender: entry.envelope.from, recipient: out.address, data });
+      const r = updated.recipients.find((x) => x.address === out.address);
+      const kind = r?.status === 'sent' ? 'delivered' : r?.status === 'failed' ? 'failed' : 'deferred';
+      const detail = kind === 'deferred' && r?.nextAttemptAt ? `${out.reply} (next attempt ${new Date(r.nextAttemptAt).toISOString()})` : r?.lastResult ?? out.reply;
+      this.o.trace.record({ traceId: entry.id, kind, detail, sender: entry.envelope.from, recipient: out.address, ...(updated.messageId ? { messageId: updated.messageId } : {}), data });
+    }
+    if (failures.length) await this.o.bouncer.send(updated, failures);
+    if (delays.length) await this.o.bouncer.send(updated, delays, new Date(updated.receivedAt + maxAge));
+    if (await this.o.spool.removeIfDone(updated.id)) {
+      this.entries.delete(updated.id);
+      this.o.trace.record({ traceId: updated.id, kind: 'removed', detail: 'every recipient done; removed from the queue' });
+    }
+  }
+}
