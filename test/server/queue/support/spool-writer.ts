@@ -1,5 +1,6 @@
 // Child process for the crash test: spools two whole messages, then starts a third and stalls in the middle of
 // it, so the parent can SIGKILL it with a partial temp file on disk.
+import { Readable } from 'node:stream';
 import { FileSpool } from '../../../../src/server/queue/spool.ts';
 
 const dir = process.argv[2];
@@ -12,7 +13,7 @@ const envelope = {
 };
 const body = (n: number) => Buffer.from(`From: alice@example.com\r\nSubject: ${n}\r\n\r\n${'x'.repeat(5000)}\r\nEND\r\n`);
 for (let n = 1; n <= 2; n++) {
-  const e = await spool.accept(envelope, [body(n)]);
+  const e = await spool.accept(envelope, Readable.from([body(n)]));
   process.stdout.write(`accepted ${e.id}\n`);
 }
 await spool.accept(envelope, (async function* () {
