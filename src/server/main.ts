@@ -177,7 +177,7 @@ export async function runServerProcess(config: ServerConfig, opts: ProcessOption
   const out = opts.out ?? process.stdout;
   const server = await startServer(config, opts);
   out.write([`postern serving ${config.domain} (state ${resolve(config.stateDir)})`, ...listenerLines(server.listeners).map((l) => `  ${l}`),
-    ...(opts.banner ?? [])].join('\n') + '\n');
+    ...(opts.banner ?? []), 'ready (SIGTERM or SIGINT stops after draining; SIGHUP reloads the certificate)'].join('\n') + '\n');
 
   process.on('SIGHUP', () => {
     server.logger.info('SIGHUP: reloading tls certificate');
