@@ -1,0 +1,86 @@
+// After the 250: deliver a spooled message to every local recipient (aliases, plus-addressing and catch-all
+// are expanded by the store) and hand remote recipients to the outbound queue; remove the spool entry only when
+// every recipient is done. Runs again for whatever is left after a crash or a temporary failure.
+import type { DeliveryOptions, DeliveryStore } from '../store/api.ts';
+import type { Spool, SpoolEntry } from '../queue/api.ts';
+import type { Trace } from '../trace/api.ts';
+import { JUNK_MARKER } from './receive.ts';
+
+export interface DeliveryDeps {
+  store: DeliveryStore;
+  spool: Spool;
+  trace: Trace;
+  localDomains: Set<string>;
+  log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+/**
+ * The store engineer is asked (store/SMTP-NEEDS.md) to make deliver() idempotent per deliveryId, so that a crash
+ * between "stored" and "marked delivered in the spool" never stores a message twice.
+ */
+type IdempotentDeliveryOptions = DeliveryOptions & { deliveryId: string };
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
+/** Delivers what is still pending in one spool entry. Throws only when the spool itself fails. */
+export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry): Promise<void> {
+  const pending = entry.recipients.filter((r) => r.status === 'pending');
+  if (pending.length === 0) {
+    await deps.spool.removeIfDone(entry.id);
+    return;
+  }
+  const message = await deps.spool.read(entry.id);
+  const junk = message.subarray(0, JUNK_MARKER.length + 2).toString('latin1') === `${JUNK_MARKER}\r\n`;
+  const mailbox: DeliveryOptions['mailbox'] = junk ? 'Junk' : 'INBOX';
+  const base = { traceId: entry.id, sender: entry.envelope.from };
+  // One copy per account even when several envelope recipients (an alias and its target) reach it.
+  const storedFor = new Map<string, string>();
+  const remote: string[] = [];
+  for (const r of pending) {
+    if (!deps.localDomains.has(domainOf(r.address))) { remote.push(r.address); continue; }
+    let resolution;
+    try {
+      resolution = deps.store.resolveRecipient(r.address);
+    } catch (err) {
+      deps.trace.record({ ...base, kind: 'error', recipient: r.address, detail: `recipient lookup failed, will retry: ${String(err)}` });
+      await deps.spool.markLocal(entry.id, r.address, { ok: false, permanent: false, message: String(err) });
+      continue;
+    }
+    if (resolution.kind === 'unknown') {
+      deps.trace.record({ ...base, kind: 'failed', recipient: r.address, detail: '550 5.1.1 no such user (removed after the message was accepted)' });
+      await deps.spool.markLocal(entry.id, r.address, { ok: false, permanent: true, message: '550 5.1.1 No such user' });
+      continue;
+    }
+    let failure: { permanent: boolean; message: string } | null = null;
+    const boxes: string[] = [];
+    for (const account of resolution.accounts) {
+      const done = storedFor.get(account);
+      if (done) { boxes.push(done); continue; }
+      try {
+        const options: IdempotentDeliveryOptions = { mailbox, internalDate: new Date(entry.receivedAt), deliveryId: `${entry.id}/${account}` };
+        const res = await deps.store.deliver(account, message, options);
+        if (res.ok) {
+          storedFor.set(account, res.mailbox);
+          boxes.push(res.mailbox);
+          deps.trace.record({ ...base, kind: 'stored', recipient: account, detail: `${account}: ${res.mailbox} (uid ${res.uid})${account !== r.address.toLowerCase() ? ` via ${r.address}` : ''}`, data: { mailbox: res.mailbox, uid: res.uid } });
+        } else {
+          failure = { permanent: true, message: `552 5.2.2 ${res.message}` };
+          deps.trace.record({ ...base, kind: 'failed', recipient: account, detail: `${account}: ${res.message}` });
+        }
+      } catch (err) {
+        failure ??= { permanent: false, message: `451 4.3.0 ${String(err)}` };
+        deps.trace.record({ ...base, kind: 'error', recipient: account, detail: `storing failed, will retry: ${String(err)}` });
+        deps.log.error({ err, id: entry.id, account }, 'local delivery failed');
+      }
+    }
+    if (failure) await deps.spool.markLocal(entry.id, r.address, { ok: false, ...failure });
+    else await deps.spool.markLocal(entry.id, r.address, { ok: true, mailbox: [...new Set(boxes)].join(',') });
+  }
+  if (remote.length) {
+    await deps.spool.enqueueRemote(entry.id, remote);
+    for (const r of remote) deps.trace.record({ ...base, kind: 'queued', recipient: r, detail: 'handed to the outbound queue' });
+  }
+  if (await deps.spool.removeIfDone(entry.id)) deps.trace.record({ ...base, kind: 'removed', detail: 'every recipient done; removed from the spool' });
+}

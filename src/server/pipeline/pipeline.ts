@@ -1,0 +1,144 @@
+// The message pipeline as one object for the listeners and main.ts: `receive` decides before the 250,
+// `accepted` records the trace and schedules delivery, `start` re-runs whatever a crash left in the spool and
+// sweeps for entries whose local delivery failed temporarily.
+import type { DNSResolver } from 'mailauth';
+import type { DeliveryStore } from '../store/api.ts';
+import type { Spool, SpoolEntry } from '../queue/api.ts';
+import type { Trace } from '../trace/api.ts';
+import type { MessageCheck } from './checks.ts';
+import type { DkimKey } from './dkim-signer.ts';
+import { deliverEntry } from './delivery.ts';
+import { receiveInbound, receiveSubmission } from './receive.ts';
+import type { ReceiveContext, ReceiveOutcome } from './receive.ts';
+
+export interface PipelineLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface PipelineOptions {
+  hostname: string;
+  domain: string;
+  localDomains: Set<string>;
+  store: DeliveryStore;
+  spool: Spool;
+  trace: Trace;
+  /** DNS for SPF/DKIM/DMARC/ARC (mailauth's resolver signature: like dns.promises.resolve). */
+  resolver: DNSResolver;
+  dkimKeys: DkimKey[];
+  /** Content filters (spam, antivirus) run on inbound mail after the authentication checks. */
+  checks: MessageCheck[];
+  dmarcRejectAction: 'reject' | 'junk';
+  log: PipelineLog;
+  /** Entries delivered at the same time. */
+  concurrency?: number;
+  /** How often to look for entries left pending (temporary failures, crash leftovers). */
+  sweepIntervalMs?: number;
+}
+
+/** In-memory backlog cap; beyond it entries wait for the next sweep (they are safe in the spool). */
+const MAX_BACKLOG = 10_000;
+
+export class Pipeline {
+  readonly #o: PipelineOptions;
+  readonly #backlog: string[] = [];
+  readonly #busy = new Set<string>();
+  readonly #queued = new Set<string>();
+  readonly #idle: (() => void)[] = [];
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
+
+  constructor(options: PipelineOptions) {
+    this.#o = options;
+  }
+
+  receive(message: Buffer, ctx: ReceiveContext): Promise<ReceiveOutcome> {
+    const deps = {
+      hostname: this.#o.hostname, domain: this.#o.domain, resolver: this.#o.resolver, dkimKeys: this.#o.dkimKeys,
+      checks: this.#o.checks, dmarcRejectAction: this.#o.dmarcRejectAction,
+      sendable: (account: string) => this.#o.store.sendableAddresses(account),
+    };
+    return ctx.envelope.client.listener === 'mx' ? receiveInbound(deps, message, ctx) : receiveSubmission(deps, message, ctx);
+  }
+
+  /** Called once the spool holds the message: records the trace and schedules delivery. */
+  accepted(entry: SpoolEntry, outcome: Extract<ReceiveOutcome, { accept: true }>, ctx: ReceiveContext): void {
+    const c = entry.envelope.client;
+    const base = { traceId: entry.id, messageId: outcome.messageId, sender: entry.envelope.from };
+    this.#o.trace.record({
+      ...base, kind: 'received',
+      detail: `from ${c.hostname ?? c.helo} [${c.remoteAddress}] on ${c.listener}${c.tls ? ` over ${ctx.tls ?? 'TLS'}` : ''}${entry.envelope.authenticatedUser ? ` as ${entry.envelope.authenticatedUser}` : ''}, ${entry.size} bytes, for ${entry.envelope.to.join(', ')}`,
+      data: { ip: c.remoteAddress, helo: c.helo, listener: c.listener, size: entry.size },
+    });
+    for (const r of entry.envelope.to) this.#o.trace.record({ ...base, kind: 'received', recipient: r, detail: 'envelope recipient' });
+    for (const ch of outcome.checks) this.#o.trace.record({ ...base, kind: 'check', detail: `${ch.name}: ${ch.detail}`, data: { check: ch.name, action: ch.action } });
+    if (c.listener === 'mx') this.#o.trace.record({ ...base, kind: 'verdict', detail: outcome.verdict === 'junk' ? 'file in Junk' : 'file in INBOX' });
+    this.dispatch(entry.id);
+  }
+
+  /** Schedules delivery of a spool entry (the queue may call this for the DSNs it spools). */
+  dispatch(id: string): void {
+    if (this.#stopped || this.#queued.has(id) || this.#busy.has(id) || this.#backlog.length >= MAX_BACKLOG) return;
+    this.#queued.add(id);
+    this.#backlog.push(id);
+    this.#pump();
+  }
+
+  /** Processes spooled-but-unfinished entries (after a crash) and starts the periodic sweep. */
+  async start(): Promise<void> {
+    this.#stopped = false;
+    await this.#sweep();
+    const every = this.#o.sweepIntervalMs ?? 60_000;
+    this.#sweepTimer = setInterval(() => { void this.#sweep(); }, every);
+    this.#sweepTimer.unref();
+  }
+
+  /** Stops scheduling and waits for deliveries in progress. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#sweepTimer);
+    this.#backlog.length = 0;
+    this.#queued.clear();
+    await this.idle();
+  }
+
+  /** Resolves when nothing is being delivered or waiting. */
+  idle(): Promise<void> {
+    if (this.#busy.size === 0 && this.#backlog.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  async #sweep(): Promise<void> {
+    try {
+      for (const e of await this.#o.spool.recoverable()) this.dispatch(e.id);
+    } catch (err) {
+      this.#o.log.error({ err }, 'could not list the spool for recovery');
+    }
+  }
+
+  #pump(): void {
+    const limit = this.#o.concurrency ?? 8;
+    while (this.#busy.size < limit && this.#backlog.length) {
+      const id = this.#backlog.shift()!;
+      this.#queued.delete(id);
+      this.#busy.add(id);
+      void this.#run(id).finally(() => {
+        this.#busy.delete(id);
+        this.#pump();
+        if (this.#busy.size === 0 && this.#backlog.length === 0) for (const f of this.#idle.splice(0)) f();
+      });
+    }
+  }
+
+  async #run(id: string): Promise<void> {
+    try {
+      const entry = await this.#o.spool.get(id);
+      if (entry) await deliverEntry(this.#o, entry);
+    } catch (err) {
+      // The entry stays in the spool with its recipients pending; the sweep tries again.
+      this.#o.log.error({ err, id }, 'delivery of a spooled message failed; will retry');
+      this.#o.trace.record({ traceId: id, kind: 'error', detail: `delivery interrupted, will retry: ${String(err)}` });
+    }
+  }
+}
