@@ -1,0 +1,78 @@
+// Message files: written once to tmp/, fsynced, renamed into cur/, the folder fsynced — only then may the index
+// row commit. Paths are built from validated addresses and encoded folder names only (see names.ts).
+import { constants, promises as fsp } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { splitAddress } from './names.ts';
+
+const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, '_').slice(0, 64) || 'postern';
+let counter = 0;
+
+export function accountDir(mailRoot: string, account: string): string {
+  const { local, domain } = splitAddress(account);
+  return path.join(mailRoot, domain, local);
+}
+
+export function folderDir(mailRoot: string, account: string, folder: string): string {
+  return path.join(accountDir(mailRoot, account), folder);
+}
+
+/** A unique Maildir file name: time, pid, counter, random, host, size, and the `:2,` flag letters. */
+export function newFileName(size: number, info: string): string {
+  counter = (counter + 1) % 1e9;
+  return `${Date.now()}.P${process.pid}Q${counter}R${randomBytes(6).toString('hex')}.${HOST},S=${size}:2,${info}`;
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function ensureMaildir(dir: string): Promise<void> {
+  for (const sub of ['cur', 'new', 'tmp']) await fsp.mkdir(path.join(dir, sub), { recursive: true, mode: 0o700 });
+}
+
+/** Writes bytes durably into `<dir>/cur/<name>` and returns the name. */
+export async function writeMessageFile(dir: string, bytes: Buffer, info: string): Promise<string> {
+  const name = newFileName(bytes.length, info);
+  const tmp = path.join(dir, 'tmp', name);
+  let fh;
+  try {
+    fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    await ensureMaildir(dir); // first message in this folder
+    fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  }
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  await fsp.rename(tmp, path.join(dir, 'cur', name));
+  await fsyncDir(path.join(dir, 'cur'));
+  return name;
+}
+
+/** Hard-links an immutable message file into another folder (COPY/MOVE) durably; returns the new name. */
+export async function linkMessageFile(fromDir: string, file: string, toDir: string, size: number, info: string): Promise<string> {
+  const name = newFileName(size, info);
+  const target = path.join(toDir, 'cur', name);
+  try {
+    await fsp.link(path.join(fromDir, 'cur', file), target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    await ensureMaildir(toDir);
+    await fsp.link(path.join(fromDir, 'cur', file), target);
+  }
+  return name;
+}

@@ -1,0 +1,70 @@
+// The index schema. One database per server (<stateDir>/store/index.sqlite), WAL mode, synchronous=FULL: a
+// committed row (an APPEND that got OK, a delivery that got 250) survives power loss, not just a crash.
+import type { DatabaseSync } from 'node:sqlite';
+
+const SCHEMA_VERSION = 1;
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS accounts(
+  address TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  quota_bytes INTEGER NOT NULL,
+  used_bytes INTEGER NOT NULL DEFAULT 0,
+  message_count INTEGER NOT NULL DEFAULT 0,
+  active INTEGER NOT NULL DEFAULT 1,
+  initialized INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aliases(source TEXT PRIMARY KEY, targets TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mailboxes(
+  id INTEGER PRIMARY KEY,
+  account TEXT NOT NULL,
+  name TEXT NOT NULL,
+  folder TEXT NOT NULL,
+  special_use TEXT,
+  uid_validity INTEGER NOT NULL,
+  uid_next INTEGER NOT NULL DEFAULT 1,
+  highest_modseq INTEGER NOT NULL DEFAULT 1,
+  UNIQUE(account, name)
+);
+CREATE TABLE IF NOT EXISTS subscriptions(account TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY(account, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS contents(
+  id INTEGER PRIMARY KEY,
+  size INTEGER NOT NULL,
+  sent_day TEXT,
+  header BLOB NOT NULL,
+  envelope TEXT NOT NULL,
+  body_structure TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(headers, body, tokenize = 'trigram');
+CREATE TABLE IF NOT EXISTS messages(
+  id INTEGER PRIMARY KEY,
+  mailbox_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  content_id INTEGER NOT NULL,
+  file TEXT NOT NULL,
+  flags INTEGER NOT NULL,
+  keywords TEXT NOT NULL,
+  modseq INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  internal_date INTEGER NOT NULL,
+  internal_zone INTEGER NOT NULL,
+  recent INTEGER NOT NULL DEFAULT 1,
+  UNIQUE(mailbox_id, uid)
+);
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
+CREATE INDEX IF NOT EXISTS messages_content ON messages(content_id);
+CREATE TABLE IF NOT EXISTS vanished(mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, modseq INTEGER NOT NULL, PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
+-- Files (or whole folders) whose index rows are gone: removed after the commit, and again at start after a crash,
+-- so an expunged message can never come back as an "orphan file".
+CREATE TABLE IF NOT EXISTS pending_unlink(path TEXT PRIMARY KEY, recursive INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+`;
+
+export function openSchema(db: DatabaseSync): void {
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA busy_timeout = 5000;');
+  db.exec(DDL);
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
+  if (!row) db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
+  else if (Number(row.value) !== SCHEMA_VERSION) throw new Error(`store index schema version ${row.value}, this Postern reads ${SCHEMA_VERSION}`);
+}

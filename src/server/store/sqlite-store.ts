@@ -1,0 +1,838 @@
+// The MailStore on node:sqlite + Maildir files. Index changes are synchronous transactions; a message file is
+// durable (fsynced, renamed, folder fsynced) before the transaction that makes it visible commits, and a file
+// is removed only after the transaction that forgot it (through pending_unlink, replayed at start).
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import type { Logger } from 'pino';
+import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags } from './flags.ts';
+import { accountDir, fsyncDir, linkMessageFile, writeMessageFile, ensureMaildir } from './maildir.ts';
+import { parseMessage, toCrlf } from './mime.ts';
+import { folderName, normalizeAddress, normalizeMailboxName } from './names.ts';
+import { DUMMY_HASH, verifyPasswordHash } from './password.ts';
+import { openSchema } from './schema.ts';
+import { compileSearch, registerSearchFunctions, uidSetSql, UID_MAX } from './search.ts';
+import {
+  MAILBOX_DELIMITER, StoreError,
+  type AccountInfo, type AliasConfig, type AppendOptions, type AppendResult, type ChangesSince, type CopyResult,
+  type DeliveryOptions, type DeliveryResult, type ExpungeResult, type FetchedMessage, type FetchWanted, type MailboxInfo,
+  type MailboxStatus, type MailStore, type MessageMeta, type QuotaUsage, type ReconcileReport, type RecipientResolution,
+  type SearchKey, type SpecialUse, type StoreEvent, type StoreFlagsOperation, type StoreFlagsResult, type StoreListener,
+  type StoreNotifier, type UidSet, type UserConfig,
+} from './types.ts';
+
+export const DEFAULT_MAILBOXES: ReadonlyArray<[string, SpecialUse | null]> = [
+  ['INBOX', null], ['Drafts', '\\Drafts'], ['Sent', '\\Sent'], ['Junk', '\\Junk'], ['Trash', '\\Trash'], ['Archive', '\\Archive'],
+];
+const MAX_MAILBOXES_PER_ACCOUNT = 1000;
+const MAX_ALIAS_DEPTH = 5;
+
+export interface SqliteStoreOptions {
+  stateDir: string;
+  logger: Logger;
+  /** Largest message append/deliver accepts (bytes). */
+  maxMessageBytes: number;
+}
+
+interface MailboxRow {
+  id: number; account: string; name: string; folder: string; special_use: string | null;
+  uid_validity: number; uid_next: number; highest_modseq: number;
+}
+interface MessageRow {
+  id: number; uid: number; content_id: number; file: string; flags: number; keywords: string; modseq: number;
+  size: number; internal_date: number; internal_zone: number;
+}
+interface AccountRow { address: string; name: string; password_hash: string; quota_bytes: number; used_bytes: number; message_count: number; active: number; initialized: number }
+
+class Notifier implements StoreNotifier {
+  private readonly listeners = new Map<number, Set<StoreListener>>();
+  private readonly logger: Logger;
+  constructor(logger: Logger) {
+    this.logger = logger;
+  }
+  subscribe(mailboxId: number, listener: StoreListener): () => void {
+    let set = this.listeners.get(mailboxId);
+    if (!set) this.listeners.set(mailboxId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.listeners.get(mailboxId) === set) this.listeners.delete(mailboxId);
+    };
+  }
+  emit(event: StoreEvent): void {
+    const set = this.listeners.get(event.mailboxId);
+    if (!set) return;
+    for (const l of [...set]) {
+      try {
+        l(event);
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message, mailboxId: event.mailboxId }, 'store listener threw');
+      }
+    }
+  }
+}
+
+function metaOf(r: MessageRow): MessageMeta {
+  return { uid: r.uid, flags: flagList(r.flags, r.keywords), modseq: r.modseq, size: r.size, internalDate: r.internal_date, internalDateZone: r.internal_zone };
+}
+
+function mailboxInfo(r: MailboxRow, subscribed: boolean): MailboxInfo {
+  return {
+    id: r.id, account: r.account, name: r.name, specialUse: r.special_use as SpecialUse | null, subscribed,
+    uidValidity: r.uid_validity, uidNext: r.uid_next, highestModseq: r.highest_modseq,
+  };
+}
+
+export class SqliteStore implements MailStore {
+  readonly notifier: Notifier;
+  reconcileReport: ReconcileReport = { indexed: [], missing: [] };
+  readonly db: DatabaseSync;
+  private readonly mailRoot: string;
+  private readonly logger: Logger;
+  private readonly maxMessageBytes: number;
+  private readonly locks = new Set<number>();
+  private readonly pendingWrites = new Set<Promise<unknown>>();
+  private readonly stmts = new Map<string, StatementSync>();
+  private closed = false;
+
+  constructor(opts: SqliteStoreOptions) {
+    this.logger = opts.logger;
+    this.maxMessageBytes = opts.maxMessageBytes;
+    this.mailRoot = path.join(opts.stateDir, 'mail');
+    this.notifier = new Notifier(opts.logger);
+    this.db = new DatabaseSync(path.join(opts.stateDir, 'store', 'index.sqlite'));
+    openSchema(this.db);
+    registerSearchFunctions(this.db);
+  }
+
+  private q(sql: string): StatementSync {
+    let s = this.stmts.get(sql);
+    if (!s) this.stmts.set(sql, (s = this.db.prepare(sql)));
+    return s;
+  }
+
+  /** Runs fn in one IMMEDIATE transaction (so its reads see what it writes and nothing interleaves). */
+  tx<T>(fn: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const r = fn();
+      this.db.exec('COMMIT');
+      return r;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    this.pendingWrites.add(p);
+    const done = () => { this.pendingWrites.delete(p); };
+    p.then(done, done);
+    return p;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Accounts and aliases
+
+  syncAccounts(users: readonly UserConfig[], aliases: readonly AliasConfig[]): void {
+    const seen = new Set<string>();
+    const normalized = users.map((u) => {
+      const address = normalizeAddress(u.address);
+      if (!address) throw new Error(`user address ${JSON.stringify(u.address)} is not a valid address`);
+      if (seen.has(address)) throw new Error(`user ${address} listed twice`);
+      seen.add(address);
+      if (!u.passwordHash.startsWith('$argon2id$')) throw new Error(`user ${address}: password hash is not an argon2id PHC string`);
+      return { ...u, address };
+    });
+    const aliasRows = aliases.map((a) => {
+      const source = a.from.startsWith('@') ? a.from.length > 1 && normalizeAddress('x' + a.from) ? '@' + normalizeAddress('x' + a.from)!.split('@')[1] : null : normalizeAddress(a.from);
+      if (!source) throw new Error(`alias ${JSON.stringify(a.from)} is not an address or @domain`);
+      const targets = a.to.map((t) => {
+        const n = normalizeAddress(t);
+        if (!n) throw new Error(`alias ${a.from}: target ${JSON.stringify(t)} is not a valid address`);
+        return n;
+      });
+      return { source, targets };
+    });
+    this.tx(() => {
+      this.q('UPDATE accounts SET active = 0').run();
+      for (const u of normalized) {
+        this.q(`INSERT INTO accounts(address, name, password_hash, quota_bytes, active) VALUES (?, ?, ?, ?, 1)
+          ON CONFLICT(address) DO UPDATE SET name = excluded.name, password_hash = excluded.password_hash, quota_bytes = excluded.quota_bytes, active = 1`)
+          .run(u.address, u.name, u.passwordHash, u.quotaBytes);
+      }
+      this.q('DELETE FROM aliases').run();
+      for (const a of aliasRows) {
+        this.q('INSERT INTO aliases(source, targets) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET targets = excluded.targets')
+          .run(a.source, JSON.stringify(a.targets));
+      }
+      for (const u of normalized) this.initializeAccount(u.address);
+    });
+  }
+
+  /** Default mailboxes, once per account: a user who deletes Trash keeps it deleted. */
+  private initializeAccount(address: string): void {
+    const row = this.q('SELECT initialized FROM accounts WHERE address = ?').get(address) as { initialized: number } | undefined;
+    if (!row || row.initialized) return;
+    for (const [name, use] of DEFAULT_MAILBOXES) {
+      if (!this.mailboxRow(address, name)) this.insertMailbox(address, name, use);
+      if (use || name === 'INBOX') this.q('INSERT OR IGNORE INTO subscriptions(account, name) VALUES (?, ?)').run(address, name);
+    }
+    this.q('UPDATE accounts SET initialized = 1 WHERE address = ?').run(address);
+  }
+
+  private accountRow(address: string): AccountRow | undefined {
+    const a = normalizeAddress(address);
+    if (!a) return undefined;
+    const r = this.q('SELECT * FROM accounts WHERE address = ? AND active = 1').get(a) as AccountRow | undefined;
+    return r;
+  }
+
+  account(address: string): AccountInfo | null {
+    const r = this.accountRow(address);
+    return r ? { address: r.address, name: r.name, quotaBytes: r.quota_bytes } : null;
+  }
+
+  async verifyPassword(address: string, password: string): Promise<AccountInfo | null> {
+    const r = this.accountRow(address);
+    let ok = false;
+    try {
+      ok = await verifyPasswordHash(r?.password_hash ?? DUMMY_HASH, password);
+    } catch (err) {
+      this.logger.error({ account: r?.address, err: (err as Error).message }, 'unusable password hash');
+      return null;
+    }
+    return r && ok ? { address: r.address, name: r.name, quotaBytes: r.quota_bytes } : null;
+  }
+
+  authenticate(address: string, password: string): Promise<AccountInfo | null> {
+    return this.verifyPassword(address, password);
+  }
+
+  private expand(address: string, depth: number, out: Set<string>): boolean {
+    if (depth > MAX_ALIAS_DEPTH) return false;
+    if (this.accountRow(address)) { out.add(address); return true; }
+    const alias = this.q('SELECT targets FROM aliases WHERE source = ?').get(address) as { targets: string } | undefined;
+    if (!alias) return false;
+    let any = false;
+    for (const t of JSON.parse(alias.targets) as string[]) any = this.expand(t, depth + 1, out) || any;
+    return any;
+  }
+
+  resolveRecipient(address: string): RecipientResolution {
+    const a = normalizeAddress(address);
+    if (!a) return { kind: 'unknown' };
+    const out = new Set<string>();
+    const at = a.lastIndexOf('@');
+    const local = a.slice(0, at);
+    const domain = a.slice(at + 1);
+    const plus = local.indexOf('+');
+    const candidates = [a];
+    if (plus > 0) candidates.push(`${local.slice(0, plus)}@${domain}`);
+    for (const c of candidates) if (this.expand(c, 0, out)) return { kind: 'local', accounts: [...out] };
+    const catchAll = this.q('SELECT targets FROM aliases WHERE source = ?').get('@' + domain) as { targets: string } | undefined;
+    if (catchAll) for (const t of JSON.parse(catchAll.targets) as string[]) this.expand(t, 1, out);
+    return out.size ? { kind: 'local', accounts: [...out] } : { kind: 'unknown' };
+  }
+
+  sendableAddresses(account: string): string[] {
+    const a = this.accountRow(account);
+    if (!a) return [];
+    const out = [a.address];
+    for (const row of this.q("SELECT source FROM aliases WHERE source NOT LIKE '@%'").all() as Array<{ source: string }>) {
+      const r = this.resolveRecipient(row.source);
+      if (r.kind === 'local' && r.accounts.length === 1 && r.accounts[0] === a.address) out.push(row.source);
+    }
+    return out;
+  }
+
+  quota(account: string): QuotaUsage {
+    const r = this.accountRow(account);
+    if (!r) throw new StoreError('NONEXISTENT', 'no such account');
+    return { usedBytes: r.used_bytes, limitBytes: r.quota_bytes, messages: r.message_count };
+  }
+
+  private chargeQuota(account: string, bytes: number, messages: number, enforce = true): void {
+    if (bytes > 0 && enforce) {
+      const r = this.q('SELECT quota_bytes, used_bytes FROM accounts WHERE address = ?').get(account) as { quota_bytes: number; used_bytes: number } | undefined;
+      if (!r) throw new StoreError('NONEXISTENT', 'no such account');
+      if (r.quota_bytes > 0 && r.used_bytes + bytes > r.quota_bytes) {
+        throw new StoreError('OVERQUOTA', `quota exceeded (${r.used_bytes + bytes} > ${r.quota_bytes} bytes)`);
+      }
+    }
+    this.q('UPDATE accounts SET used_bytes = max(0, used_bytes + ?), message_count = max(0, message_count + ?) WHERE address = ?').run(bytes, messages, account);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Mailboxes
+
+  private mailboxRow(account: string, name: string): MailboxRow | undefined {
+    return this.q('SELECT * FROM mailboxes WHERE account = ? AND name = ?').get(account, name) as MailboxRow | undefined;
+  }
+
+  private mailboxById(id: number): MailboxRow {
+    const r = this.q('SELECT * FROM mailboxes WHERE id = ?').get(id) as MailboxRow | undefined;
+    if (!r) throw new StoreError('NONEXISTENT', 'mailbox does not exist');
+    return r;
+  }
+
+  private requireAccount(account: string): string {
+    const r = this.accountRow(account);
+    if (!r) throw new StoreError('NONEXISTENT', 'no such account');
+    return r.address;
+  }
+
+  private nextUidValidity(): number {
+    const r = this.q("SELECT value FROM meta WHERE key = 'last_uid_validity'").get() as { value: string } | undefined;
+    const v = Math.min(Math.max(Math.floor(Date.now() / 1000), Number(r?.value ?? 0) + 1), UID_MAX);
+    this.q("INSERT INTO meta(key, value) VALUES ('last_uid_validity', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(v));
+    return v;
+  }
+
+  private insertMailbox(account: string, name: string, use: SpecialUse | null): MailboxRow {
+    const count = (this.q('SELECT count(*) AS n FROM mailboxes WHERE account = ?').get(account) as { n: number }).n;
+    if (count >= MAX_MAILBOXES_PER_ACCOUNT) throw new StoreError('LIMIT', `an account holds at most ${MAX_MAILBOXES_PER_ACCOUNT} mailboxes`);
+    const r = this.q('INSERT INTO mailboxes(account, name, folder, special_use, uid_validity) VALUES (?, ?, ?, ?, ?) RETURNING *')
+      .get(account, name, folderName(name), use, this.nextUidValidity()) as unknown as MailboxRow;
+    return r;
+  }
+
+  private subscribed(account: string, name: string): boolean {
+    return this.q('SELECT 1 FROM subscriptions WHERE account = ? AND name = ?').get(account, name) !== undefined;
+  }
+
+  listMailboxes(account: string): MailboxInfo[] {
+    const a = this.requireAccount(account);
+    const subs = new Set(this.listSubscriptions(a));
+    return (this.q('SELECT * FROM mailboxes WHERE account = ? ORDER BY name').all(a) as unknown as MailboxRow[]).map((r) => mailboxInfo(r, subs.has(r.name)));
+  }
+
+  getMailbox(account: string, name: string): MailboxInfo | null {
+    const a = this.requireAccount(account);
+    const n = normalizeMailboxName(name);
+    const r = this.mailboxRow(a, n);
+    return r ? mailboxInfo(r, this.subscribed(a, n)) : null;
+  }
+
+  getMailboxById(id: number): MailboxInfo | null {
+    const r = this.q('SELECT * FROM mailboxes WHERE id = ?').get(id) as MailboxRow | undefined;
+    return r ? mailboxInfo(r, this.subscribed(r.account, r.name)) : null;
+  }
+
+  createMailbox(account: string, name: string, specialUse: SpecialUse | null = null): MailboxInfo {
+    const a = this.requireAccount(account);
+    const n = normalizeMailboxName(name);
+    return this.tx(() => {
+      if (this.mailboxRow(a, n)) throw new StoreError('ALREADYEXISTS', 'mailbox already exists');
+      if (specialUse && this.q('SELECT 1 FROM mailboxes WHERE account = ? AND special_use = ?').get(a, specialUse)) {
+        throw new StoreError('CANNOT', `another mailbox already has ${specialUse}`);
+      }
+      const parts = n.split(MAILBOX_DELIMITER);
+      for (let i = 1; i < parts.length; i++) {
+        const parent = parts.slice(0, i).join(MAILBOX_DELIMITER);
+        if (!this.mailboxRow(a, parent)) this.insertMailbox(a, parent, null);
+      }
+      return mailboxInfo(this.insertMailbox(a, n, specialUse), this.subscribed(a, n));
+    });
+  }
+
+  async deleteMailbox(account: string, name: string, origin?: unknown): Promise<void> {
+    const a = this.requireAccount(account);
+    const n = normalizeMailboxName(name);
+    if (n === 'INBOX') throw new StoreError('CANNOT', 'INBOX cannot be deleted');
+    const dir = accountDir(this.mailRoot, a);
+    const mb = this.tx(() => {
+      const r = this.mailboxRow(a, n);
+      if (!r) throw new StoreError('NONEXISTENT', 'mailbox does not exist');
+      if (this.q("SELECT 1 FROM mailboxes WHERE account = ? AND substr(name, 1, ?) = ?").get(a, n.length + 1, n + MAILBOX_DELIMITER)) {
+        throw new StoreError('HASCHILDREN', 'mailbox has children; delete them first');
+      }
+      const msgs = this.q('SELECT id, content_id, size FROM messages WHERE mailbox_id = ?').all(r.id) as Array<{ id: number; content_id: number; size: number }>;
+      this.chargeQuota(a, -msgs.reduce((s, m) => s + m.size, 0), -msgs.length);
+      this.q('DELETE FROM messages WHERE mailbox_id = ?').run(r.id);
+      this.q('DELETE FROM vanished WHERE mailbox_id = ?').run(r.id);
+      this.dropUnreferencedContents(msgs.map((m) => m.content_id));
+      this.q('DELETE FROM mailboxes WHERE id = ?').run(r.id);
+      // The folder goes as a whole after the commit; recorded first so a crash cannot resurrect it.
+      this.q('INSERT OR REPLACE INTO pending_unlink(path, recursive) VALUES (?, 1)').run(path.join(dir, r.folder));
+      return r;
+    });
+    this.notifier.emit({ type: 'mailbox', mailboxId: mb.id, change: 'deleted', name: mb.name, origin });
+    await this.track(this.processPendingUnlinks());
+  }
+
+  async renameMailbox(account: string, from: string, to: string, origin?: unknown): Promise<void> {
+    const a = this.requireAccount(account);
+    const f = normalizeMailboxName(from);
+    const t = normalizeMailboxName(to);
+    if (f === t) throw new StoreError('ALREADYEXISTS', 'mailbox already has that name');
+    if (t === 'INBOX' || t.startsWith('INBOX' + MAILBOX_DELIMITER) && f === 'INBOX') throw new StoreError('CANNOT', 'cannot rename to INBOX');
+    if (t.startsWith(f + MAILBOX_DELIMITER)) throw new StoreError('CANNOT', 'cannot rename a mailbox into itself');
+    if (f === 'INBOX') return this.renameInbox(a, t, origin);
+    const src = this.mailboxRow(a, f);
+    if (!src) throw new StoreError('NONEXISTENT', 'mailbox does not exist');
+    if (this.mailboxRow(a, t)) throw new StoreError('ALREADYEXISTS', 'target mailbox already exists');
+    const family = (this.q("SELECT * FROM mailboxes WHERE account = ? AND (name = ? OR substr(name, 1, ?) = ?)").all(a, f, f.length + 1, f + MAILBOX_DELIMITER) as unknown as MailboxRow[]);
+    const renamed = family.map((r) => {
+      const name = t + r.name.slice(f.length);
+      normalizeMailboxName(name); // length limits of the new names
+      return { row: r, name, folder: folderName(name) };
+    });
+    const dir = accountDir(this.mailRoot, a);
+    // Folders first, then the index: after a crash in between, the start-up scan indexes the renamed folders.
+    for (const r of renamed) {
+      try {
+        await fsp.rename(path.join(dir, r.row.folder), path.join(dir, r.folder));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // never received a message: no folder yet
+      }
+    }
+    await fsyncDir(dir).catch(() => undefined);
+    this.tx(() => {
+      const parents = t.split(MAILBOX_DELIMITER);
+      for (let i = 1; i < parents.length; i++) {
+        const p = parents.slice(0, i).join(MAILBOX_DELIMITER);
+        if (!this.mailboxRow(a, p)) this.insertMailbox(a, p, null);
+      }
+      for (const r of renamed) {
+        this.q('UPDATE mailboxes SET name = ?, folder = ? WHERE id = ?').run(r.name, r.folder, r.row.id);
+        if (this.subscribed(a, r.row.name)) {
+          this.q('DELETE FROM subscriptions WHERE account = ? AND name = ?').run(a, r.row.name);
+          this.q('INSERT OR IGNORE INTO subscriptions(account, name) VALUES (?, ?)').run(a, r.name);
+        }
+      }
+    });
+    for (const r of renamed) this.notifier.emit({ type: 'mailbox', mailboxId: r.row.id, change: 'renamed', name: r.name, origin });
+  }
+
+  /** RFC 3501: renaming INBOX moves its messages to the new mailbox and leaves INBOX empty. */
+  private async renameInbox(account: string, to: string, origin: unknown): Promise<void> {
+    if (this.mailboxRow(account, to)) throw new StoreError('ALREADYEXISTS', 'target mailbox already exists');
+    const inbox = this.mailboxRow(account, 'INBOX');
+    if (!inbox) throw new StoreError('NONEXISTENT', 'INBOX does not exist');
+    const target = this.createMailbox(account, to);
+    await this.move(inbox.id, [[1, Infinity]], target.id, origin);
+  }
+
+  setSubscribed(account: string, name: string, subscribed: boolean): void {
+    const a = this.requireAccount(account);
+    const n = normalizeMailboxName(name);
+    if (subscribed) {
+      const n2 = (this.q('SELECT count(*) AS n FROM subscriptions WHERE account = ?').get(a) as { n: number }).n;
+      if (n2 >= MAX_MAILBOXES_PER_ACCOUNT) throw new StoreError('LIMIT', 'too many subscriptions');
+      this.q('INSERT OR IGNORE INTO subscriptions(account, name) VALUES (?, ?)').run(a, n);
+    } else this.q('DELETE FROM subscriptions WHERE account = ? AND name = ?').run(a, n);
+  }
+
+  listSubscriptions(account: string): string[] {
+    const a = this.requireAccount(account);
+    return (this.q('SELECT name FROM subscriptions WHERE account = ? ORDER BY name').all(a) as Array<{ name: string }>).map((r) => r.name);
+  }
+
+  status(mailboxId: number): MailboxStatus {
+    const mb = this.mailboxById(mailboxId);
+    const s = this.q(`SELECT count(*) AS messages, coalesce(sum((flags & 1) = 0), 0) AS unseen, coalesce(sum(recent), 0) AS recent,
+      coalesce(sum((flags & 8) != 0), 0) AS deleted, coalesce(sum(size), 0) AS size,
+      min(CASE WHEN (flags & 1) = 0 THEN uid END) AS first_unseen FROM messages WHERE mailbox_id = ?`).get(mailboxId) as
+      { messages: number; unseen: number; recent: number; deleted: number; size: number; first_unseen: number | null };
+    return {
+      messages: s.messages, unseen: s.unseen, recent: s.recent, deleted: s.deleted, sizeBytes: s.size, firstUnseenUid: s.first_unseen,
+      uidNext: mb.uid_next, uidValidity: mb.uid_validity, highestModseq: mb.highest_modseq,
+    };
+  }
+
+  keywords(mailboxId: number): string[] {
+    const out = new Map<string, string>();
+    for (const r of this.q("SELECT DISTINCT keywords FROM messages WHERE mailbox_id = ? AND keywords != ''").all(mailboxId) as Array<{ keywords: string }>) {
+      for (const k of keywordsFromColumn(r.keywords)) if (!out.has(k.toLowerCase())) out.set(k.toLowerCase(), k);
+    }
+    return [...out.values()].sort();
+  }
+
+  claimRecent(mailboxId: number): number[] {
+    return this.tx(() => {
+      const uids = (this.q('SELECT uid FROM messages WHERE mailbox_id = ? AND recent = 1 ORDER BY uid').all(mailboxId) as Array<{ uid: number }>).map((r) => r.uid);
+      if (uids.length) this.q('UPDATE messages SET recent = 0 WHERE mailbox_id = ? AND recent = 1').run(mailboxId);
+      return uids;
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Reading messages
+
+  /** `n:*` means up to the highest UID (and includes it even when n is larger, RFC 3501 §6.4.8). */
+  private resolveSet(mailboxId: number, set: UidSet): UidSet {
+    if (!set.some(([lo, hi]) => hi === Infinity || lo === Infinity)) return set;
+    const max = (this.q('SELECT max(uid) AS m FROM messages WHERE mailbox_id = ?').get(mailboxId) as { m: number | null }).m ?? 0;
+    return set.map(([lo, hi]) => {
+      const l = lo === Infinity ? max : lo;
+      const h = hi === Infinity ? max : hi;
+      return [Math.min(l, h), Math.max(l, h)] as const;
+    });
+  }
+
+  private uidWhere(mailboxId: number, uids: UidSet | undefined, params: SQLInputValue[]): string {
+    if (!uids) return '1';
+    return uidSetSql(this.resolveSet(mailboxId, uids), params);
+  }
+
+  listMessages(mailboxId: number, uids?: UidSet): MessageMeta[] {
+    const params: SQLInputValue[] = [mailboxId];
+    const where = this.uidWhere(mailboxId, uids, params);
+    const rows = this.db.prepare(`SELECT uid, flags, keywords, modseq, size, internal_date, internal_zone FROM messages m WHERE mailbox_id = ? AND ${where} ORDER BY uid`)
+      .all(...params) as unknown as MessageRow[];
+    return rows.map(metaOf);
+  }
+
+  fetch(mailboxId: number, uids: UidSet, wanted: FetchWanted): FetchedMessage[] {
+    const params: SQLInputValue[] = [mailboxId];
+    const where = this.uidWhere(mailboxId, uids, params);
+    const cols = ['m.uid', 'm.flags', 'm.keywords', 'm.modseq', 'm.size', 'm.internal_date', 'm.internal_zone'];
+    if (wanted.envelope) cols.push('c.envelope');
+    if (wanted.bodyStructure) cols.push('c.body_structure');
+    if (wanted.header) cols.push('c.header');
+    const stmt = this.db.prepare(`SELECT ${cols.join(', ')} FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ? AND ${where} ORDER BY m.uid`);
+    const out: FetchedMessage[] = [];
+    for (const r of stmt.iterate(...params) as Iterable<MessageRow & { envelope?: string; body_structure?: string; header?: Uint8Array }>) {
+      const m: FetchedMessage = metaOf(r);
+      if (wanted.envelope) m.envelope = JSON.parse(r.envelope!);
+      if (wanted.bodyStructure) m.bodyStructure = JSON.parse(r.body_structure!);
+      if (wanted.header) m.header = Buffer.from(r.header!.buffer, r.header!.byteOffset, r.header!.byteLength);
+      out.push(m);
+    }
+    return out;
+  }
+
+  private messagePath(mailboxId: number, uid: number): string | null {
+    const r = this.q('SELECT m.file, b.account, b.folder FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.mailbox_id = ? AND m.uid = ?')
+      .get(mailboxId, uid) as { file: string; account: string; folder: string } | undefined;
+    return r ? path.join(accountDir(this.mailRoot, r.account), r.folder, 'cur', r.file) : null;
+  }
+
+  async readMessage(mailboxId: number, uid: number): Promise<Buffer | null> {
+    const p = this.messagePath(mailboxId, uid);
+    if (!p) return null;
+    return toCrlf(await fsp.readFile(p));
+  }
+
+  async openMessage(mailboxId: number, uid: number): Promise<Readable | null> {
+    const bytes = await this.readMessage(mailboxId, uid);
+    return bytes ? Readable.from([bytes]) : null;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Writing messages
+
+  private bumpModseq(mailboxId: number): number {
+    const r = this.q('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq').get(mailboxId) as { highest_modseq: number } | undefined;
+    if (!r) throw new StoreError('NONEXISTENT', 'mailbox does not exist');
+    return r.highest_modseq;
+  }
+
+  private insertContent(bytes: Buffer): number {
+    const parsed = parseMessage(bytes);
+    const c = this.q('INSERT INTO contents(size, sent_day, header, envelope, body_structure) VALUES (?, ?, ?, ?, ?) RETURNING id')
+      .get(bytes.length, parsed.sentDay, bytes.subarray(0, parsed.headerEnd), JSON.stringify(parsed.envelope), JSON.stringify(parsed.bodyStructure)) as { id: number };
+    this.q('INSERT INTO fts(rowid, headers, body) VALUES (?, ?, ?)').run(c.id, parsed.headerText, parsed.bodyText);
+    return c.id;
+  }
+
+  private dropUnreferencedContents(ids: Iterable<number>): void {
+    for (const id of new Set(ids)) {
+      if (this.q('SELECT 1 FROM messages WHERE content_id = ? LIMIT 1').get(id)) continue;
+      this.q('DELETE FROM contents WHERE id = ?').run(id);
+      this.q('DELETE FROM fts WHERE rowid = ?').run(id);
+    }
+  }
+
+  private insertMessage(mb: MailboxRow, contentId: number, file: string, bits: number, keywords: string, size: number, date: number, zone: number): MessageMeta {
+    const u = this.q('UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next, highest_modseq').get(mb.id) as { uid_next: number; highest_modseq: number } | undefined;
+    if (!u) throw new StoreError('NONEXISTENT', 'mailbox does not exist');
+    const uid = u.uid_next - 1;
+    this.q('INSERT INTO messages(mailbox_id, uid, content_id, file, flags, keywords, modseq, size, internal_date, internal_zone, recent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)')
+      .run(mb.id, uid, contentId, file, bits, keywords, u.highest_modseq, size, date, zone);
+    return { uid, flags: flagList(bits, keywords), modseq: u.highest_modseq, size, internalDate: date, internalDateZone: zone };
+  }
+
+  async append(mailboxId: number, message: Buffer, options: AppendOptions = {}, origin?: unknown): Promise<AppendResult> {
+    return this.track(this.appendInner(mailboxId, message, options, origin));
+  }
+
+  private async appendInner(mailboxId: number, message: Buffer, options: AppendOptions, origin: unknown): Promise<AppendResult> {
+    if (message.length === 0) throw new StoreError('PARSE', 'empty message');
+    const bytes = toCrlf(message);
+    if (bytes.length > this.maxMessageBytes) throw new StoreError('TOOBIG', `message larger than ${this.maxMessageBytes} bytes`);
+    const flags = parseFlags(options.flags ?? []);
+    const date = options.internalDate ?? new Date();
+    if (Number.isNaN(date.getTime())) throw new StoreError('CANNOT', 'invalid internal date');
+    const zone = options.internalDateZone ?? -date.getTimezoneOffset();
+    const mb = this.mailboxById(mailboxId);
+    this.checkQuota(mb.account, bytes.length);
+    const dir = path.join(accountDir(this.mailRoot, mb.account), mb.folder);
+    const file = await writeMessageFile(dir, bytes, maildirInfo(flags.bits));
+    let meta: MessageMeta;
+    let highest: number;
+    try {
+      [meta, highest] = this.tx(() => {
+        const cur = this.mailboxById(mailboxId); // still there after the await?
+        this.chargeQuota(cur.account, bytes.length, 1);
+        const contentId = this.insertContent(bytes);
+        const m = this.insertMessage(cur, contentId, file, flags.bits, keywordsColumn(flags.keywords), bytes.length, date.getTime(), zone);
+        return [m, m.modseq] as const;
+      });
+    } catch (err) {
+      await fsp.rm(path.join(dir, 'cur', file), { force: true });
+      throw err;
+    }
+    this.notifier.emit({ type: 'exists', mailboxId, messages: [meta], highestModseq: highest, origin });
+    return { uid: meta.uid, uidValidity: mb.uid_validity, modseq: meta.modseq };
+  }
+
+  /** Early refusal before writing a file; the transaction checks again. */
+  private checkQuota(account: string, bytes: number): void {
+    const r = this.q('SELECT quota_bytes, used_bytes FROM accounts WHERE address = ?').get(account) as { quota_bytes: number; used_bytes: number } | undefined;
+    if (r && r.quota_bytes > 0 && r.used_bytes + bytes > r.quota_bytes) throw new StoreError('OVERQUOTA', `quota exceeded (${r.used_bytes + bytes} > ${r.quota_bytes} bytes)`);
+  }
+
+  async deliver(account: string, message: Buffer, options: DeliveryOptions): Promise<DeliveryResult> {
+    const a = this.requireAccount(account);
+    const mb = this.deliveryMailbox(a, options.mailbox);
+    try {
+      const r = await this.append(mb.id, message, { flags: options.flags ?? [], internalDate: options.internalDate ?? new Date() });
+      return { ok: true, mailbox: mb.name, uid: r.uid };
+    } catch (err) {
+      if (err instanceof StoreError && (err.code === 'OVERQUOTA' || err.code === 'TOOBIG')) return { ok: false, reason: 'overquota', message: err.message };
+      throw err;
+    }
+  }
+
+  /** INBOX, or the mailbox with the special use (created when the user deleted it). */
+  private deliveryMailbox(account: string, which: 'INBOX' | 'Junk' | 'Sent'): MailboxRow {
+    if (which !== 'INBOX') {
+      const r = this.q('SELECT * FROM mailboxes WHERE account = ? AND special_use = ?').get(account, `\\${which}`) as MailboxRow | undefined;
+      if (r) return r;
+    }
+    const existing = this.mailboxRow(account, which);
+    if (existing) return existing;
+    return this.tx(() => this.insertMailbox(account, which, which === 'INBOX' ? null : `\\${which}` as SpecialUse));
+  }
+
+  storeFlags(mailboxId: number, uids: UidSet, op: StoreFlagsOperation, origin?: unknown): StoreFlagsResult {
+    const opFlags = parseFlags(op.flags);
+    const result = this.tx(() => {
+      this.mailboxById(mailboxId);
+      const params: SQLInputValue[] = [mailboxId];
+      const where = this.uidWhere(mailboxId, uids, params);
+      const rows = this.db.prepare(`SELECT id, uid, flags, keywords, modseq FROM messages m WHERE mailbox_id = ? AND ${where} ORDER BY uid`).all(...params) as unknown as MessageRow[];
+      const messages: StoreFlagsResult['messages'] = [];
+      const modified: number[] = [];
+      let modseq = 0;
+      for (const r of rows) {
+        if (op.unchangedSince !== undefined && r.modseq > op.unchangedSince) { modified.push(r.uid); continue; }
+        const cur = { bits: r.flags, keywords: keywordsFromColumn(r.keywords) };
+        const next = applyFlags(op.mode, cur, opFlags);
+        const kw = keywordsColumn(next.keywords);
+        if (next.bits === r.flags && kw === r.keywords) {
+          messages.push({ uid: r.uid, flags: flagList(r.flags, r.keywords), modseq: r.modseq, changed: false });
+          continue;
+        }
+        modseq ||= this.bumpModseq(mailboxId); // one modseq for the whole STORE command
+        this.q('UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE id = ?').run(next.bits, kw, modseq, r.id);
+        messages.push({ uid: r.uid, flags: flagList(next.bits, kw), modseq, changed: true });
+      }
+      const highest = this.mailboxById(mailboxId).highest_modseq;
+      return { messages, modified, highestModseq: highest };
+    });
+    const changed = result.messages.filter((m) => m.changed).map(({ uid, flags, modseq }) => ({ uid, flags, modseq }));
+    if (changed.length) this.notifier.emit({ type: 'flags', mailboxId, messages: changed, highestModseq: result.highestModseq, origin });
+    return result;
+  }
+
+  copy(fromMailboxId: number, uids: UidSet, toMailboxId: number, origin?: unknown): Promise<CopyResult> {
+    return this.track(this.copyOrMove(fromMailboxId, uids, toMailboxId, false, origin));
+  }
+
+  move(fromMailboxId: number, uids: UidSet, toMailboxId: number, origin?: unknown): Promise<CopyResult> {
+    return this.track(this.copyOrMove(fromMailboxId, uids, toMailboxId, true, origin));
+  }
+
+  private async copyOrMove(fromId: number, uids: UidSet, toId: number, isMove: boolean, origin: unknown): Promise<CopyResult> {
+    const from = this.mailboxById(fromId);
+    const to = this.mailboxById(toId);
+    if (from.account !== to.account) throw new StoreError('CANNOT', 'copy across accounts');
+    if (isMove && fromId === toId) throw new StoreError('CANNOT', 'source and destination are the same mailbox');
+    const params: SQLInputValue[] = [fromId];
+    const where = this.uidWhere(fromId, uids, params);
+    const rows = this.db.prepare(`SELECT * FROM messages m WHERE mailbox_id = ? AND ${where} ORDER BY uid`).all(...params) as unknown as MessageRow[];
+    if (rows.length === 0) return { uidValidity: to.uid_validity, map: [] };
+    const bytes = rows.reduce((s, r) => s + r.size, 0);
+    if (!isMove) this.checkQuota(to.account, bytes);
+    const base = accountDir(this.mailRoot, from.account);
+    const fromDir = path.join(base, from.folder);
+    const toDir = path.join(base, to.folder);
+    const links: string[] = [];
+    try {
+      for (const r of rows) links.push(await linkMessageFile(fromDir, r.file, toDir, r.size, maildirInfo(r.flags)));
+      await fsyncDir(path.join(toDir, 'cur'));
+    } catch (err) {
+      await Promise.all(links.map((l) => fsp.rm(path.join(toDir, 'cur', l), { force: true })));
+      throw err;
+    }
+    let added: MessageMeta[] = [];
+    let map: Array<[number, number]> = [];
+    let expunged: number[] = [];
+    let srcModseq = 0;
+    try {
+      this.tx(() => {
+        const dest = this.mailboxById(toId);
+        this.mailboxById(fromId);
+        const present = rows.filter((r) => this.q('SELECT 1 FROM messages WHERE id = ?').get(r.id)); // expunged meanwhile?
+        if (!isMove) this.chargeQuota(dest.account, present.reduce((s, r) => s + r.size, 0), present.length);
+        added = present.map((r) => this.insertMessage(dest, r.content_id, links[rows.indexOf(r)]!, r.flags, r.keywords, r.size, r.internal_date, r.internal_zone));
+        map = present.map((r, i) => [r.uid, added[i]!.uid]);
+        if (isMove && present.length) {
+          srcModseq = this.bumpModseq(fromId);
+          for (const r of present) {
+            this.q('DELETE FROM messages WHERE id = ?').run(r.id);
+            this.q('INSERT OR REPLACE INTO vanished(mailbox_id, uid, modseq) VALUES (?, ?, ?)').run(fromId, r.uid, srcModseq);
+            this.q('INSERT OR REPLACE INTO pending_unlink(path, recursive) VALUES (?, 0)').run(path.join(fromDir, 'cur', r.file));
+          }
+          expunged = present.map((r) => r.uid);
+        }
+        const dropped = rows.filter((r) => !present.includes(r));
+        for (const r of dropped) this.q('INSERT OR REPLACE INTO pending_unlink(path, recursive) VALUES (?, 0)').run(path.join(toDir, 'cur', links[rows.indexOf(r)]!));
+      });
+    } catch (err) {
+      await Promise.all(links.map((l) => fsp.rm(path.join(toDir, 'cur', l), { force: true })));
+      throw err;
+    }
+    const destHighest = added.length ? added[added.length - 1]!.modseq : to.highest_modseq;
+    if (added.length) this.notifier.emit({ type: 'exists', mailboxId: toId, messages: added, highestModseq: destHighest, origin });
+    if (expunged.length) this.notifier.emit({ type: 'expunge', mailboxId: fromId, uids: expunged, highestModseq: srcModseq, origin });
+    await this.processPendingUnlinks();
+    return { uidValidity: to.uid_validity, map };
+  }
+
+  expunge(mailboxId: number, uids?: UidSet, origin?: unknown): Promise<ExpungeResult> {
+    return this.track(this.expungeInner(mailboxId, uids, origin));
+  }
+
+  private async expungeInner(mailboxId: number, uids: UidSet | undefined, origin: unknown): Promise<ExpungeResult> {
+    const result = this.tx(() => {
+      const mb = this.mailboxById(mailboxId);
+      const params: SQLInputValue[] = [mailboxId];
+      const where = this.uidWhere(mailboxId, uids, params);
+      const rows = this.db.prepare(`SELECT id, uid, content_id, file, size FROM messages m WHERE mailbox_id = ? AND (flags & 8) != 0 AND ${where} ORDER BY uid`)
+        .all(...params) as unknown as MessageRow[];
+      if (rows.length === 0) return { uids: [], highestModseq: mb.highest_modseq };
+      const modseq = this.bumpModseq(mailboxId);
+      const dir = path.join(accountDir(this.mailRoot, mb.account), mb.folder, 'cur');
+      for (const r of rows) {
+        this.q('DELETE FROM messages WHERE id = ?').run(r.id);
+        this.q('INSERT OR REPLACE INTO vanished(mailbox_id, uid, modseq) VALUES (?, ?, ?)').run(mailboxId, r.uid, modseq);
+        this.q('INSERT OR REPLACE INTO pending_unlink(path, recursive) VALUES (?, 0)').run(path.join(dir, r.file));
+      }
+      this.chargeQuota(mb.account, -rows.reduce((s, r) => s + r.size, 0), -rows.length);
+      this.dropUnreferencedContents(rows.map((r) => r.content_id));
+      return { uids: rows.map((r) => r.uid), highestModseq: modseq };
+    });
+    if (result.uids.length) this.notifier.emit({ type: 'expunge', mailboxId, uids: result.uids, highestModseq: result.highestModseq, origin });
+    await this.processPendingUnlinks();
+    return result;
+  }
+
+  search(mailboxId: number, key: SearchKey): number[] {
+    const resolved = this.resolveSearchSets(mailboxId, key);
+    const { sql, params } = compileSearch(resolved);
+    const rows = this.db.prepare(`SELECT m.uid FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ? AND ${sql} ORDER BY m.uid`)
+      .all(mailboxId, ...params) as Array<{ uid: number }>;
+    return rows.map((r) => r.uid);
+  }
+
+  private resolveSearchSets(mailboxId: number, key: SearchKey): SearchKey {
+    switch (key.type) {
+      case 'uid': return { type: 'uid', set: this.resolveSet(mailboxId, key.set) };
+      case 'and': case 'or': return { type: key.type, keys: key.keys.map((k) => this.resolveSearchSets(mailboxId, k)) };
+      case 'not': return { type: 'not', key: this.resolveSearchSets(mailboxId, key.key) };
+      default: return key;
+    }
+  }
+
+  changesSince(mailboxId: number, modseq: number, uids?: UidSet): ChangesSince {
+    const p1: SQLInputValue[] = [mailboxId, modseq];
+    const w1 = this.uidWhere(mailboxId, uids, p1);
+    const changed = (this.db.prepare(`SELECT uid, flags, keywords, modseq, size, internal_date, internal_zone FROM messages m WHERE mailbox_id = ? AND modseq > ? AND ${w1} ORDER BY uid`)
+      .all(...p1) as unknown as MessageRow[]).map(metaOf);
+    const p2: SQLInputValue[] = [mailboxId, modseq];
+    const w2 = uids ? uidSetSql(this.resolveSet(mailboxId, uids).map(([lo, hi]) => [lo, hi === Infinity ? UID_MAX : hi] as const), p2, 'v.uid') : '1';
+    const vanished = (this.db.prepare(`SELECT uid FROM vanished v WHERE mailbox_id = ? AND modseq > ? AND ${w2} ORDER BY uid`).all(...p2) as Array<{ uid: number }>).map((r) => r.uid);
+    return { changed, vanished };
+  }
+
+  tryLock(mailboxId: number): (() => void) | null {
+    if (this.locks.has(mailboxId)) return null;
+    this.locks.add(mailboxId);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.locks.delete(mailboxId);
+    };
+  }
+
+  /**
+   * Indexes a file already in `<folder>/cur/` (start-up reconciliation): never refused for quota, since the mail
+   * is already on disk and dropping it silently is worse than being over quota.
+   */
+  adoptFile(mailboxId: number, file: string, raw: Buffer, bits: number, date: number): MessageMeta {
+    const bytes = toCrlf(raw);
+    const meta = this.tx(() => {
+      const mb = this.mailboxById(mailboxId);
+      this.chargeQuota(mb.account, bytes.length, 1, false);
+      const contentId = this.insertContent(bytes);
+      return this.insertMessage(mb, contentId, file, bits, '', bytes.length, Math.floor(date), -new Date(date).getTimezoneOffset());
+    });
+    this.notifier.emit({ type: 'exists', mailboxId, messages: [meta], highestModseq: meta.modseq, origin: null });
+    return meta;
+  }
+
+  /** Creates a mailbox row for a folder found on disk (its name decoded from the folder name). */
+  adoptFolder(account: string, name: string): MailboxInfo {
+    return this.createMailbox(account, name);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Files whose rows are gone
+
+  async processPendingUnlinks(): Promise<void> {
+    const rows = this.q('SELECT path, recursive FROM pending_unlink').all() as Array<{ path: string; recursive: number }>;
+    for (const r of rows) {
+      if (!r.path.startsWith(this.mailRoot + path.sep)) { // only ever paths we built; refuse anything else
+        this.logger.error({ path: r.path }, 'pending unlink outside the mail folder ignored');
+      } else {
+        await fsp.rm(r.path, { force: true, recursive: r.recursive === 1 });
+      }
+      this.q('DELETE FROM pending_unlink WHERE path = ?').run(r.path);
+    }
+  }
+
+  /** Makes the Maildir folders of a mailbox exist (INBOX of a new account, before any message). */
+  async ensureFolders(mailboxId: number): Promise<void> {
+    const mb = this.mailboxById(mailboxId);
+    await ensureMaildir(path.join(accountDir(this.mailRoot, mb.account), mb.folder));
+  }
+
+  get stateMailRoot(): string {
+    return this.mailRoot;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.pendingWrites]);
+    this.stmts.clear();
+    this.db.close();
+  }
+}
