@@ -3,6 +3,8 @@
 import { Command } from 'commander';
 import { register as registerTrace } from './trace.ts';
 import { register as registerReports } from './reports.ts';
+import { register as registerServe } from './serve.ts';
+import { register as registerDns } from './dns.ts';
 
 const program = new Command('postern')
   .description('Your own mail server for your own domain, as code.')
@@ -12,5 +14,7 @@ const program = new Command('postern')
 // Commands register here (one import above and one line below per command file).
 registerTrace(program);
 registerReports(program);
+registerServe(program);
+registerDns(program);
 
 await program.parseAsync(process.argv);

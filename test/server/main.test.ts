@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import { loadServerConfigFile, startServer } from '../../src/server/main.ts';
+import { loadServerConfigFile, reportConfigErrors, startServer } from '../../src/server/main.ts';
 import type { RunningServer } from '../../src/server/main.ts';
 import { createWebService } from '../../src/server/web/service.ts';
 import { createSelfSignedCertificate } from '../../src/server/self-signed.ts';
@@ -328,5 +328,47 @@ describe('server runtime: listeners off, MTA-STS none, per-address connection li
     assert.match(reply, /\r\nConnection: close\r\n/i);
     await stopping;
     assert.deepEqual(server.health().services.map((s) => s.state), ['stopped']);
+  });
+});
+
+describe('server config files', () => {
+  let dir: string;
+  before(async () => { dir = await mkdtemp(join(tmpdir(), 'postern-config-')); });
+  after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  const base = 'domain: example.org\nhostname: mail.example.org\nstateDir: s\ntls: { certFile: c, keyFile: k }\n';
+  const cases: [string, string, string[]][] = [
+    ['typo.yaml', base + 'ports: { htps: 443 }\n', ['ports.htps: unknown key (did you mean "https"?)']],
+    ['types.yaml', 'domain: example.org\nhostname: mail.example.org\nstateDir: s\ntls: { certFile: c }\nports: { https: "443" }\nmtaSts: { mode: strict }\n',
+      ['tls.keyFile: found nothing; expected string', 'ports.https: found "443"; expected number', 'mtaSts.mode: found "strict"; expected one of "none", "testing", "enforce"']],
+    ['missing.yaml', 'hostname: mail.example.org\n', ['domain: found nothing; expected string', 'stateDir: found nothing; expected string', 'tls: found nothing; expected object']],
+    ['port.json', '{"domain":"e.org","hostname":"m.e.org","stateDir":"s","tls":{"certFile":"c","keyFile":"k"},"ports":{"imaps":70000}}',
+      ['ports.imaps: found 70000; Too big: expected number to be <=65535']],
+    ['user.yaml', base + 'users: [{ address: a@example.org, passwordHash: plain }]\n',
+      ['users[0].passwordHash: found "plain"; Invalid string: must start with "$argon2id$"']],
+    ['list.yaml', '- a\n- b\n', ['(root): found ["a","b"]; expected object']],
+  ];
+  for (const [name, text, expected] of cases) {
+    test(`${name}: every problem reported, each naming its key`, async () => {
+      await writeFile(join(dir, name), text);
+      const r = loadServerConfigFile(join(dir, name));
+      assert.equal(r.ok, false);
+      assert.deepEqual(r.ok ? [] : [...r.errors].sort(), [...expected].sort());
+    });
+  }
+
+  test('a YAML syntax error names file, line and column; an unreadable file says why', async () => {
+    await writeFile(join(dir, 'syntax.yaml'), 'domain: example.org\nports: { https: 443\n');
+    const r = loadServerConfigFile(join(dir, 'syntax.yaml'));
+    assert.equal(r.ok, false);
+    assert.match(r.ok ? '' : r.errors[0]!, /syntax\.yaml:\d+:\d+: /);
+    const none = loadServerConfigFile(join(dir, 'nope.yaml'));
+    assert.deepEqual(none.ok ? [] : none.errors, [`${join(dir, 'nope.yaml')}: cannot read: ENOENT`]);
+    const folder = loadServerConfigFile(dir);
+    assert.deepEqual(folder.ok ? [] : folder.errors, [`${dir}: not a regular file`]);
+    let printed = '';
+    const code = reportConfigErrors('x.yaml', ['a: found 1; expected string', 'b: unknown key'], new Writable({ write(c, _e, cb) { printed += String(c); cb(); } }));
+    assert.equal(code, 2);
+    assert.equal(printed, 'postern: invalid server config x.yaml:\n  a: found 1; expected string\n  b: unknown key\n');
   });
 });

@@ -65,7 +65,9 @@ export function createHttpListener(server: HttpServer, o: ListenerOptions): Http
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const started = process.hrtime.bigint();
-    const opts: ResponseOptions = { hsts: o.hsts, closing };
+    // `closing` is read when the response is written, so a request that began before stop() still tells
+    // its client to go away.
+    const opts: ResponseOptions = { hsts: o.hsts, get closing() { return closing; } };
     res.once('finish', () => {
       o.logger.info({
         scheme: o.scheme, method: req.method, path: (req.url ?? '').slice(0, 200), status: res.statusCode,
