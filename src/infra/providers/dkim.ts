@@ -14,6 +14,8 @@ export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
 export interface DkimKeyInputs {
   selector: string;
   algorithm: DkimAlgorithm;
+  /** RSA modulus length; ignored for Ed25519. Default 2048. */
+  rsaBits?: 2048 | 3072 | 4096;
 }
 
 export interface DkimPublicRecord {
@@ -42,6 +44,9 @@ export function checkDkimInputs(news: Partial<DkimKeyInputs>): pulumi.dynamic.Ch
   if (news.algorithm !== 'rsa-sha256' && news.algorithm !== 'ed25519-sha256') {
     failures.push({ property: 'algorithm', reason: `found ${JSON.stringify(news.algorithm)}; expected rsa-sha256 or ed25519-sha256` });
   }
+  if (news.rsaBits !== undefined && news.rsaBits !== 2048 && news.rsaBits !== 3072 && news.rsaBits !== 4096) {
+    failures.push({ property: 'rsaBits', reason: `found ${JSON.stringify(news.rsaBits)}; expected 2048, 3072 or 4096` });
+  }
   return failures;
 }
 
@@ -49,10 +54,10 @@ export function checkDkimInputs(news: Partial<DkimKeyInputs>): pulumi.dynamic.Ch
 export async function makeDkimKey(inputs: DkimKeyInputs): Promise<Omit<DkimKeyOutputs, 'retired'>> {
   const crypto = await import('node:crypto');
   if (inputs.algorithm === 'rsa-sha256') {
-    const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: inputs.rsaBits ?? 2048 });
     const p = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
     return {
-      selector: inputs.selector, algorithm: inputs.algorithm,
+      selector: inputs.selector, algorithm: inputs.algorithm, rsaBits: inputs.rsaBits ?? 2048,
       privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
       publicKey: p, dnsValue: `v=DKIM1; k=rsa; p=${p}`,
     };
@@ -70,10 +75,12 @@ export async function makeDkimKey(inputs: DkimKeyInputs): Promise<Omit<DkimKeyOu
 export const dkimKeyProvider: pulumi.dynamic.ResourceProvider<DkimKeyInputs, DkimKeyOutputs> = {
   async check(_olds, news) {
     const failures = checkDkimInputs(news);
-    return failures.length ? { failures } : { inputs: { selector: news.selector, algorithm: news.algorithm } };
+    return failures.length ? { failures }
+      : { inputs: { selector: news.selector, algorithm: news.algorithm, ...(news.algorithm === 'rsa-sha256' ? { rsaBits: news.rsaBits ?? 2048 } : {}) } };
   },
   async diff(_id, olds, news) {
-    const changed = olds.selector !== news.selector || olds.algorithm !== news.algorithm;
+    const changed = olds.selector !== news.selector || olds.algorithm !== news.algorithm
+      || (news.algorithm === 'rsa-sha256' && (olds.rsaBits ?? 2048) !== (news.rsaBits ?? 2048));
     return { changes: changed };
   },
   async create(inputs) {
@@ -95,6 +102,7 @@ export const dkimKeyProvider: pulumi.dynamic.ResourceProvider<DkimKeyInputs, Dki
 export interface DkimKeyArgs {
   selector: pulumi.Input<string>;
   algorithm: pulumi.Input<DkimAlgorithm>;
+  rsaBits?: pulumi.Input<2048 | 3072 | 4096>;
 }
 
 /** One DKIM key pair; `privateKeyPem` is secret. */
