@@ -26,5 +26,8 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
     if (d < bestDistance) { best = c; bestDistance = d; }
   }
   const allowed = Math.max(1, Math.min(3, Math.floor(word.length / 3)));
-  return best !== undefined && bestDistance <= allowed ? best : undefined;
+  if (best !== undefined && bestDistance <= allowed) return best;
+  // A shortened key ("selector" for "selectorPrefix") is a likely slip too.
+  const w = word.toLowerCase();
+  return w.length >= 4 ? candidates.find((c) => c.toLowerCase().startsWith(w)) : undefined;
 }

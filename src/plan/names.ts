@@ -4,18 +4,20 @@ import { domainToASCII } from 'node:url';
 import { isIPv4, isIPv6 } from 'node:net';
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+// Service labels (`_spf`, `_dmarc`) are DNS names but not host names.
+const SERVICE_LABEL = /^_[a-z0-9](?:[a-z0-9-]{0,60}[a-z0-9])?$/;
 // RFC 5321 dot-atom local part, ASCII only: Postern does not offer SMTPUTF8 addresses.
 const LOCAL_PART = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
 
 /** A-label form of a domain name, lower-case, without a trailing dot; undefined when it is not a valid host name. */
-export function toALabel(name: string): string | undefined {
+export function toALabel(name: string, allowServiceLabels = false): string | undefined {
   const trimmed = name.endsWith('.') ? name.slice(0, -1) : name;
   if (trimmed === '' || trimmed.length > 253 || /\s/.test(trimmed)) return undefined;
   const ascii = domainToASCII(trimmed).toLowerCase();
   if (ascii === '' || ascii.length > 253) return undefined;
   const labels = ascii.split('.');
   if (labels.length < 2) return undefined;
-  if (!labels.every((l) => LABEL.test(l))) return undefined;
+  if (!labels.every((l, i) => LABEL.test(l) || (allowServiceLabels && i < labels.length - 2 && SERVICE_LABEL.test(l)))) return undefined;
   if (/^[0-9]+$/.test(labels[labels.length - 1]!)) return undefined; // an IPv4 address is not a domain
   return ascii;
 }

@@ -53,8 +53,8 @@ const custom = (ctx: { addIssue: (i: { code: 'custom'; message: string; input: u
   return z.NEVER;
 };
 
-const domainName = (what: string) => z.string({ error: `expected ${what}` }).transform((s, ctx) =>
-  toALabel(s) ?? custom(ctx, s, `expected ${what}`));
+const domainName = (what: string, allowServiceLabels = false) => z.string({ error: `expected ${what}` }).transform((s, ctx) =>
+  toALabel(s, allowServiceLabels) ?? custom(ctx, s, `expected ${what}`));
 
 const address = (what = 'an email address like name@example.com') => z.string({ error: `expected ${what}` })
   .transform((s, ctx) => parseAddress(s)?.address ?? custom(ctx, s, `expected ${what}`));
@@ -105,7 +105,7 @@ export const stackConfigSchema = z.strictObject({
   }), { error: 'expected a list of users' }).min(1, 'expected at least one user'),
   aliases: z.record(
     z.string(),
-    z.union([z.string(), z.array(z.string()).min(1)], { error: 'expected a target address or a list of target addresses' }),
+    z.union([z.string(), z.array(z.string()).min(1, 'expected at least one target address')], { error: 'expected a target address or a list of target addresses' }),
     { error: 'expected a map from an address (or "@domain" for a catch-all) to one or more target addresses' },
   ).default({}),
   dkim: z.strictObject({
@@ -137,7 +137,7 @@ export const stackConfigSchema = z.strictObject({
       .min(1, 'expected a port number (587 or 465 usually)').max(65535, 'expected a port number (587 or 465 usually)').default(587),
     username: z.string({ error: 'expected a user name' }).min(1, 'expected a non-empty user name').optional(),
     password: secret.optional(),
-    spfInclude: domainName('a domain to include in SPF, like _spf.relay.example').optional(),
+    spfInclude: domainName('a domain to include in SPF, like _spf.relay.example', true).optional(),
   }, { error: 'expected a map with host, port, username, password, spfInclude' }).optional(),
   acme: z.strictObject({
     ca: z.string({ error: 'expected "production", "staging" or an https:// ACME directory URL' }).optional(),
