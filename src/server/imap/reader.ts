@@ -5,17 +5,21 @@
 import type { Readable } from 'node:stream';
 import type { ImapLimits } from './limits.ts';
 
-export type Segment = { kind: 'text'; data: Buffer } | { kind: 'literal'; data: Buffer };
+/** `binary`: a literal8 (~{n}, RFC 3516), which may hold NUL bytes. */
+export type Segment = { kind: 'text'; data: Buffer } | { kind: 'literal'; data: Buffer; binary: boolean };
 
 export type ReadResult =
   | { kind: 'command'; tag: string; segments: Segment[] }
-  /** A command that broke a limit; `fatal` means the connection must end (BYE). */
-  | { kind: 'error'; tag: string | null; code: 'TOOBIG' | 'LIMIT' | 'PARSE'; text: string; fatal: boolean }
+  /**
+   * A command that broke a limit; `fatal` means the connection must end (BYE). `append`: it was an APPEND,
+   * which RFC 7889 answers with NO [TOOBIG] rather than BAD.
+   */
+  | { kind: 'error'; tag: string | null; code: 'TOOBIG' | 'LIMIT' | 'PARSE'; text: string; fatal: boolean; append?: boolean }
   | { kind: 'end' };
 
 const LF = 0x0a;
 const CR = 0x0d;
-const LITERAL_MARKER = /\{(\d{1,12})(\+?)\}$/;
+const LITERAL_MARKER = /(~?)\{(\d{1,12})(\+?)\}$/;
 /** tag = 1*<ASTRING-CHAR except "+"> (RFC 9051). */
 const TAG = /^[!#$&',-\[\]-z|}~]{1,64}$/;
 /** Non-synchronising literals beyond this are not even skipped over: the client is hung up on. */
@@ -267,7 +271,7 @@ export class CommandReader {
       total += l.length;
       if (total > this.limits.maxCommandBytes) {
         const over = LITERAL_MARKER.exec(l.subarray(Math.max(0, l.length - 20)).toString('latin1'));
-        const fatal = over !== null && over[2] === '+' && !this.skipNonSync(Number(over[1]));
+        const fatal = over !== null && over[3] === '+' && !this.skipNonSync(Number(over[2]));
         return { kind: 'error', tag, code: 'TOOBIG', text: 'Command too long', fatal };
       }
       const m = LITERAL_MARKER.exec(l.subarray(Math.max(0, l.length - 20)).toString('latin1'));
@@ -276,17 +280,17 @@ export class CommandReader {
         if (tag === null) return { kind: 'error', tag: null, code: 'PARSE', text: 'Missing or invalid tag', fatal: false };
         return { kind: 'command', tag, segments };
       }
-      const size = Number(m[1]);
-      const sync = m[2] !== '+';
+      const size = Number(m[2]);
+      const sync = m[3] !== '+';
       const limit = append && literals === 0 ? this.limits.maxAppendBytes : this.limits.maxLiteralBytes;
       literals++;
       if (size > limit || literals > this.limits.maxLiteralsPerCommand) {
         if (sync) {
           // The client waits for "+" and sends nothing more of this command once it sees our tagged answer.
-          return { kind: 'error', tag, code: 'TOOBIG', text: `Literal of ${size} bytes is over the limit of ${limit}`, fatal: false };
+          return { kind: 'error', tag, code: 'TOOBIG', text: `Literal of ${size} bytes is over the limit of ${limit}`, fatal: false, append };
         }
         const fatal = !this.skipNonSync(size);
-        return { kind: 'error', tag, code: 'TOOBIG', text: `Literal of ${size} bytes is over the limit of ${limit}`, fatal };
+        return { kind: 'error', tag, code: 'TOOBIG', text: `Literal of ${size} bytes is over the limit of ${limit}`, fatal, append };
       }
       if (!append || literals > 1) total += size;
       if (total > this.limits.maxCommandBytes + (append ? this.limits.maxAppendBytes : 0)) {
@@ -297,7 +301,7 @@ export class CommandReader {
       segments.push({ kind: 'text', data: l.subarray(0, l.length - m[0].length) });
       if (sync) this.sendContinuation();
       if (!(await this.fill(size))) return { kind: 'end' };
-      segments.push({ kind: 'literal', data: this.queue.take(size) });
+      segments.push({ kind: 'literal', data: this.queue.take(size), binary: m[1] === '~' });
     }
   }
 

@@ -69,7 +69,7 @@ function parseSequence(c: Cursor, depth: number, maxDepth: number, close: number
     }
     if (seg.kind === 'literal') {
       if (needSpace) throw new ImapSyntaxError('Missing space before literal');
-      if (seg.data.includes(0)) throw new ImapSyntaxError('NUL byte in literal');
+      if (!seg.binary && seg.data.includes(0)) throw new ImapSyntaxError('NUL byte in literal');
       out.push({ type: 'string', value: seg.data, literal: true });
       c.seg++;
       c.pos = 0;

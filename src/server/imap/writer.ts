@@ -63,6 +63,15 @@ export class ResponseBuilder {
     return this;
   }
 
+  /** literal8 (RFC 3516): for BINARY data that holds NUL bytes. */
+  literal8(buf: Buffer): this {
+    this.sep();
+    this.text += `~{${buf.length}}\r\n`;
+    this.flushText();
+    this.parts.push(buf);
+    return this;
+  }
+
   open(): this {
     this.sep();
     this.text += '(';

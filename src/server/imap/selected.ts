@@ -1,0 +1,130 @@
+// The session's view of its selected mailbox: the sequence number → UID map, the \Recent messages it claimed,
+// the keywords announced in FLAGS, and the store events not yet told to the client. Events are queued as they
+// arrive and turned into untagged EXISTS / EXPUNGE (or VANISHED) / FETCH only at the points the RFCs allow
+// (RFC 3501 7.4.1 / RFC 9051 7.5.1: no EXPUNGE during FETCH, STORE or SEARCH), so sequence numbers a client
+// sent never shift under a running command.
+import type { MailboxInfo, StoreEvent, UidSet } from '../store/types.ts';
+import { SYSTEM_FLAGS } from '../store/types.ts';
+import type { SequenceSet } from './sequence.ts';
+import { formatSequenceSet } from './sequence.ts';
+
+export interface ViewOptions {
+  readOnly: boolean;
+  /** Identifies this session in store calls and events. */
+  origin: unknown;
+}
+
+/** Binary search: index of the first element >= x. */
+function lowerBound(a: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class SelectedMailbox {
+  info: MailboxInfo;
+  readonly readOnly: boolean;
+  /** uids[seq - 1]: the client's view, ascending. */
+  uids: number[];
+  readonly recent = new Set<number>();
+  keywords: Set<string>;
+  pending: StoreEvent[] = [];
+  /** Set when the mailbox was deleted under this session. */
+  gone = false;
+  private readonly origin: unknown;
+
+  constructor(info: MailboxInfo, uids: number[], keywords: Iterable<string>, opts: ViewOptions) {
+    this.info = info;
+    this.uids = uids;
+    this.keywords = new Set(keywords);
+    this.readOnly = opts.readOnly;
+    this.origin = opts.origin;
+  }
+
+  get id(): number {
+    return this.info.id;
+  }
+
+  get exists(): number {
+    return this.uids.length;
+  }
+
+  get maxUid(): number {
+    return this.uids.length ? this.uids[this.uids.length - 1]! : 0;
+  }
+
+  /** 1-based sequence number of `uid`, or 0 when it is not in the view. */
+  seqOf(uid: number): number {
+    const i = lowerBound(this.uids, uid);
+    return this.uids[i] === uid ? i + 1 : 0;
+  }
+
+  /** UIDs (ascending) of the view addressed by a sequence set or a UID set. */
+  resolve(set: SequenceSet, byUid: boolean): number[] {
+    const n = this.uids.length;
+    if (n === 0) return [];
+    const hit = new Uint8Array(n);
+    for (const [a, b] of set) {
+      let lo: number;
+      let hi: number;
+      if (byUid) {
+        const x = a ?? this.maxUid;
+        const y = b ?? this.maxUid;
+        lo = lowerBound(this.uids, Math.min(x, y));
+        hi = lowerBound(this.uids, Math.max(x, y) + 1) - 1;
+      } else {
+        const x = a ?? n;
+        const y = b ?? n;
+        lo = Math.min(x, y) - 1;
+        hi = Math.min(Math.max(x, y), n) - 1;
+      }
+      for (let i = Math.max(lo, 0); i <= hi; i++) hit[i] = 1;
+    }
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) if (hit[i]) out.push(this.uids[i]!);
+    return out;
+  }
+
+  /** Is any sequence number in `set` beyond the view? (RFC 9051 6.4.5: that is a BAD command.) */
+  seqOutOfRange(set: SequenceSet): boolean {
+    const n = this.uids.length;
+    return set.some(([a, b]) => (a !== null && a > n) || (b !== null && b > n));
+  }
+
+  /** All FLAGS the client should know: system flags and the keywords in use. */
+  flagList(): string[] {
+    return [...SYSTEM_FLAGS, ...[...this.keywords].sort()];
+  }
+
+  onEvent = (e: StoreEvent): void => {
+    this.pending.push(e);
+  };
+
+  hasPending(): boolean {
+    return this.pending.length > 0;
+  }
+
+  isOwn(e: StoreEvent): boolean {
+    return e.origin === this.origin;
+  }
+}
+
+/** Ascending UIDs as a store UidSet of ranges. */
+export function toUidSet(uids: readonly number[]): UidSet {
+  const out: Array<[number, number]> = [];
+  for (const u of uids) {
+    const last = out[out.length - 1];
+    if (last && last[1] + 1 === u) last[1] = u;
+    else out.push([u, u]);
+  }
+  return out;
+}
+
+export function uidSetText(uids: readonly number[]): string {
+  return formatSequenceSet(uids);
+}
