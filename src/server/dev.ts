@@ -6,7 +6,9 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { parseServerConfig } from '../plan/server-config.ts';
-import type { ServerConfig, ServerConfigInput } from '../plan/server-config.ts';
+import type { ServerConfig } from '../plan/server-config.ts';
+import { renderServerConfig } from '../plan/server-render.ts';
+import { parseStackConfig } from '../plan/stack-config.ts';
 import { hashPassword } from './store/password.ts';
 import { createSelfSignedCertificate } from './self-signed.ts';
 
@@ -62,9 +64,19 @@ function ensurePassword(file: string): string {
   return password;
 }
 
-/** The MTA-STS policy (RFC 8461 §3.2) for the dev host: testing mode, so nothing is enforced. */
-function devMtaStsPolicy(maxAge: number): string {
-  return `version: STSv1\r\nmode: testing\r\nmx: ${DEV_HOSTNAME}\r\nmax_age: ${maxAge}\r\n`;
+/**
+ * The dev domain as a stack, so its documents (MTA-STS policy, autoconfig, autodiscover, profile) are rendered by
+ * plan/ exactly as a real domain's are. The SSH key and admin CIDR are required by the schema but unused locally.
+ */
+function devStack(passwordHash: string) {
+  const r = parseStackConfig({
+    domain: DEV_DOMAIN, region: 'fra1', adminCidrs: ['127.0.0.1/32'], plaintextPorts: true,
+    sshPublicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPosternDevServerHasNoSshAccessAtAll0000000 postern-dev',
+    users: [{ address: DEV_USER, name: 'Postmaster', passwordHash }],
+    mtaSts: { mode: 'testing', maxAge: 86_400 },
+  });
+  if (!r.ok) throw new Error(`dev stack is invalid (a bug): ${r.errors.join('; ')}`);
+  return r.value;
 }
 
 export async function prepareDevServer(stateDirOption: string = DEFAULT_DEV_STATE_DIR): Promise<DevSetup> {
@@ -72,19 +84,11 @@ export async function prepareDevServer(stateDirOption: string = DEFAULT_DEV_STAT
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const tls = await ensureCertificate(join(stateDir, 'tls'));
   const password = ensurePassword(join(stateDir, 'dev-user.json'));
-  const maxAgeSeconds = 86_400;
-  const input: ServerConfigInput = {
-    domain: DEV_DOMAIN,
-    hostname: DEV_HOSTNAME,
-    stateDir,
-    listenAddress: '127.0.0.1',
-    ports: { ...DEV_PORTS },
-    tls,
-    users: [{ address: DEV_USER, name: 'Postmaster', passwordHash: hashPassword(password) }],
-    mtaSts: { mode: 'testing', maxAgeSeconds, policy: devMtaStsPolicy(maxAgeSeconds) },
-    log: { level: 'info', pretty: true },
-    dev: true,
-  };
+  const input = renderServerConfig(devStack(hashPassword(password)), {
+    stateDir, certFile: tls.certFile, keyFile: tls.keyFile, dkimKeyFiles: [],
+    ports: { ...DEV_PORTS }, listenAddress: '127.0.0.1', dev: true,
+  });
+  input.log = { level: 'info', pretty: true };
   const parsed = parseServerConfig(input);
   if (!parsed.ok) throw new Error(`dev config is invalid (a bug): ${parsed.errors.join('; ')}`);
   return {

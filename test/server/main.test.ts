@@ -127,9 +127,17 @@ describe('server runtime (in-process)', () => {
     }
     const get = await fetchUrl(`${https}/autodiscover/autodiscover.xml`, { ca });
     assert.equal(get.body, AUTODISCOVER);
+    // Outlook's POST for an address of ours: the answer names it as the login, for the configured host.
     const post = await fetchUrl(`${https}/Autodiscover/Autodiscover.xml`, { ca, method: 'POST', body: OUTLOOK_REQUEST, headers: { 'content-type': 'text/xml' } });
     assert.equal(post.status, 200);
-    assert.equal(post.body, AUTODISCOVER);
+    assert.equal(post.headers['content-type'], 'application/xml; charset=utf-8');
+    assert.match(post.body, /<LoginName>alice@example\.com<\/LoginName>/);
+    assert.match(post.body, /<Server>mail\.example\.com<\/Server>\s*<Port>993<\/Port>/);
+    // Another domain's address, or markup in it, gets the generic document.
+    for (const other of ['bob@other.org', 'a<b@example.com', '"><x@example.com']) {
+      const r = await fetchUrl(`${https}/autodiscover/autodiscover.xml`, { ca, method: 'POST', body: OUTLOOK_REQUEST.replace('alice@example.com', other) });
+      assert.equal(r.body, AUTODISCOVER, other);
+    }
     const apple = await fetchUrl(`${https}/.mobileconfig`, { ca });
     assert.equal(apple.status, 200);
     assert.equal(apple.body, MOBILECONFIG);

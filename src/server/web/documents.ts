@@ -3,6 +3,8 @@
 // rendered by plan/ into the server config; this file only serves them.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServerConfig } from '../../plan/server-config.ts';
+import { PUBLIC_CLIENT_PORTS, renderAutodiscoverXml } from '../../plan/client-config.ts';
+import { parseAddress } from '../../plan/names.ts';
 import type { HealthReport } from '../context.ts';
 import { BodyTooLargeError, readBody, send, sendError } from './respond.ts';
 import type { ResponseOptions } from './respond.ts';
@@ -28,6 +30,13 @@ function serveDocument(body: string, contentType: string, extra: Record<string, 
   };
 }
 
+/** The <EMailAddress> of an Outlook autodiscover request, when it is a valid address in `domain`. */
+export function requestedAddress(xml: string, domain: string): string | undefined {
+  const m = /<EMailAddress>\s*([^<\s]{3,254})\s*<\/EMailAddress>/.exec(xml);
+  const parsed = m ? parseAddress(m[1]!) : undefined;
+  return parsed && parsed.domain === domain.toLowerCase() ? parsed.address : undefined;
+}
+
 function safeFileName(domain: string): string {
   return /^[A-Za-z0-9.-]{1,253}$/.test(domain) ? domain : 'postern';
 }
@@ -38,23 +47,26 @@ export function documentRoutes(deps: DocumentsDeps): (path: string) => Route | u
   const mtaSts = config.mtaSts.mode === 'none' ? '' : config.mtaSts.policy;
   const autoconfig = serveDocument(config.clientConfig.autoconfigXml, 'application/xml; charset=utf-8');
   const autodiscoverDoc = serveDocument(config.clientConfig.autodiscoverXml, 'application/xml; charset=utf-8');
+  const clientPorts = {
+    imaps: config.ports.imaps || PUBLIC_CLIENT_PORTS.imaps,
+    pop3s: config.ports.pop3s || PUBLIC_CLIENT_PORTS.pop3s,
+    submissions: config.ports.submissions || PUBLIC_CLIENT_PORTS.submissions,
+  };
   const autodiscover: Route = {
     methods: ['GET', 'HEAD', 'POST'],
     async handle(req, res, opts) {
-      if (req.method === 'POST') {
-        // Outlook POSTs its request (the address it is configuring); the answer is the same for every address
-        // of the domain, so the body is read within its limit and not otherwise used.
-        try {
-          await readBody(req, deps.maxBodyBytes);
-        } catch (err) {
-          if (err instanceof BodyTooLargeError) {
-            sendError(req, res, { ...opts, closing: true }, 413, 'Content Too Large');
-            return;
-          }
-          throw err;
-        }
+      if (req.method !== 'POST' || config.clientConfig.autodiscoverXml === '') return autodiscoverDoc(req, res, opts);
+      let body: Buffer;
+      try {
+        body = await readBody(req, deps.maxBodyBytes);
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) return sendError(req, res, { ...opts, closing: true }, 413, 'Content Too Large');
+        throw err;
       }
-      autodiscoverDoc(req, res, opts);
+      // Outlook POSTs the address it is configuring; when it is one of ours, the answer names it as the login.
+      const email = requestedAddress(body.toString('utf8'), config.domain);
+      if (email === undefined) return autodiscoverDoc(req, res, opts);
+      send(req, res, opts, 200, 'application/xml; charset=utf-8', renderAutodiscoverXml(config, clientPorts, email));
     },
   };
   const exact = new Map<string, Route>([
