@@ -1,8 +1,16 @@
 // argon2id password hashes as PHC strings ($argon2id$v=19$m=…,t=…,p=…$salt$hash), with node:crypto's argon2.
 import { argon2, argon2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 
+export interface Argon2Cost {
+  /** KiB. */
+  memory: number;
+  passes: number;
+  parallelism: number;
+  tagLength: number;
+}
+
 /** OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane). */
-const DEFAULTS = { memory: 19456, passes: 2, parallelism: 1, tagLength: 32 } as const;
+const DEFAULTS: Argon2Cost = { memory: 19456, passes: 2, parallelism: 1, tagLength: 32 };
 /** Refuse parameters that would let a config file make one login cost seconds or gigabytes. */
 const MAX_MEMORY_KIB = 1024 * 1024;
 const MAX_PASSES = 20;
@@ -34,7 +42,7 @@ export function parsePhc(phc: string): ParsedPhc {
 }
 
 /** A PHC string for `password` (used by `postern users` and dev seeding). */
-export function hashPassword(password: string, options: Partial<typeof DEFAULTS> = {}): string {
+export function hashPassword(password: string, options: Partial<Argon2Cost> = {}): string {
   const p = { ...DEFAULTS, ...options };
   const salt = randomBytes(16);
   const hash = argon2Sync('argon2id', { message: password, nonce: salt, ...p });

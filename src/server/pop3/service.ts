@@ -1,0 +1,86 @@
+// The POP3 listeners: 110 (STLS offered, credentials only after it) and 995 (implicit TLS). Connections are
+// capped per address and in total; stop() refuses new connections, lets sessions finish until the deadline,
+// then cuts them (without applying their deletions, as a dropped connection would).
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { Listening, Service, TlsSource } from '../service.ts';
+import type { MailStore } from '../store/types.ts';
+import { DEFAULT_POP3_LIMITS, Pop3Session, type Pop3Limits } from './session.ts';
+
+export interface Pop3ServiceOptions {
+  store: MailStore;
+  tls: TlsSource;
+  logger: Logger;
+  hostname: string;
+  listenAddress: string;
+  /** null = off, 0 = any free port. */
+  ports: { pop3: number | null; pop3s: number | null };
+  maxConnectionsPerIp: number;
+  maxConnections?: number;
+  limits?: Partial<Pop3Limits>;
+}
+
+export function createPop3Service(o: Pop3ServiceOptions): Service {
+  const limits: Pop3Limits = { ...DEFAULT_POP3_LIMITS, ...o.limits };
+  const maxConnections = o.maxConnections ?? 1000;
+  const log = o.logger;
+  const servers: Array<{ scheme: 'pop3' | 'pop3s'; server: net.Server; port: number }> = [];
+  const sessions = new Set<Pop3Session>();
+  const perIp = new Map<string, number>();
+
+  const accept = (socket: net.Socket, implicitTls: boolean) => {
+    const ip = socket.remoteAddress ?? '?';
+    const n = perIp.get(ip) ?? 0;
+    if (n >= o.maxConnectionsPerIp || sessions.size >= maxConnections) {
+      socket.on('error', () => undefined);
+      socket.end('-ERR [SYS/TEMP] too many connections\r\n');
+      return;
+    }
+    perIp.set(ip, n + 1);
+    const session: Pop3Session = new Pop3Session({
+      socket, implicitTls, tls: o.tls, store: o.store, hostname: o.hostname, limits, logger: log,
+      onClose: () => {
+        sessions.delete(session);
+        const left = (perIp.get(ip) ?? 1) - 1;
+        if (left <= 0) perIp.delete(ip); else perIp.set(ip, left);
+      },
+    });
+    sessions.add(session);
+  };
+
+  if (o.ports.pop3 !== null) servers.push({ scheme: 'pop3', port: o.ports.pop3, server: net.createServer((s) => accept(s, false)) });
+  if (o.ports.pop3s !== null) {
+    const server = tls.createServer({ SNICallback: o.tls.sniCallback, ...o.tls.pem() }, (s) => accept(s, true));
+    // A failed handshake never reaches accept(); it must not crash the process.
+    server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'pop3s handshake failed'));
+    // Clients that send no SNI (an IP address) get the default context: keep it current across renewals.
+    const reloadable = o.tls as TlsSource & { onReload?: (l: (pem: { key: Buffer; cert: Buffer }) => void) => void };
+    reloadable.onReload?.((pem) => server.setSecureContext(pem));
+    servers.push({ scheme: 'pop3s', port: o.ports.pop3s, server });
+  }
+  for (const s of servers) s.server.on('error', (err) => log.error({ err: err.message, scheme: s.scheme }, 'pop3 listener error'));
+
+  return {
+    name: 'pop3',
+    async start(): Promise<Listening[]> {
+      const out: Listening[] = [];
+      for (const s of servers) {
+        await new Promise<void>((resolve, reject) => {
+          s.server.once('error', reject);
+          s.server.listen(s.port, o.listenAddress, () => { s.server.off('error', reject); resolve(); });
+        });
+        const addr = s.server.address() as net.AddressInfo;
+        const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+        out.push({ scheme: s.scheme, url: `${s.scheme}://${host}:${addr.port}` });
+      }
+      return out;
+    },
+    async stop(deadline: number): Promise<void> {
+      const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.server.close(() => resolve()))));
+      while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const s of [...sessions]) s.close();
+      await closed;
+    },
+  };
+}
