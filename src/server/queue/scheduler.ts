@@ -1,6 +1,7 @@
 // The outbound scheduler: picks due recipients from the spool, groups them per destination (recipient domain, or
 // the relay), delivers with limited concurrency per destination over reused sessions, and records every outcome:
 // sent, retried with backoff, or failed with a DSN. All state lives in the spool's files, so a restart resumes.
+import { isIP } from 'node:net';
 import type { Trace } from '../trace/api.ts';
 import { domainOf } from './address.ts';
 import type { Bouncer } from './bouncer.ts';
@@ -283,14 +284,21 @@ export class Scheduler {
   private async route(d: Destination, entry: StoredEntry): Promise<Route> {
     const relay = this.o.relay;
     if (relay) {
-      const target: OutboundTarget = {
+      // The relay's name goes through the same resolver as MX lookups (tests, split-horizon setups).
+      let addresses = [relay.host];
+      if (isIP(relay.host) === 0) {
+        const [v4, v6] = await Promise.allSettled([this.o.resolver.resolve4(relay.host), this.o.resolver.resolve6(relay.host)]);
+        addresses = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
+        if (!addresses.length) return { kind: 'temporary', reason: `relay host ${relay.host} has no address records` };
+      }
+      const targets = addresses.map((address): OutboundTarget => ({
         hostname: relay.host,
-        address: relay.host,
+        address,
         port: relay.port,
         tls: relay.port === 465 ? 'implicit' : 'required',
         ...(relay.username ? { auth: { user: relay.username, pass: relay.password ?? '' } } : {}),
-      };
-      return { kind: 'targets', targets: [target], sts: 'relay' };
+      }));
+      return { kind: 'targets', targets, sts: 'relay' };
     }
     const domain = d.domain!;
     const mx = await resolveMxRoute(this.o.resolver, domain);

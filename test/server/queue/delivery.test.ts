@@ -1,0 +1,323 @@
+// Outbound delivery end to end with real peers: Knot DNS serves the MX records, Debian's Postfix is the remote MX
+// (STARTTLS, Maildir), scripted smtp-server remotes answer 4xx-then-2xx or 5xx, and a smarthost requires AUTH over
+// TLS. Every remote listens on port 25 of a random 127.x.y.z address of this run.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Resolver } from 'node:dns/promises';
+import { chmodSync } from 'node:fs';
+import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DeliveryOptions, DeliveryResult, DeliveryStore, RecipientResolution } from '../../../src/server/store/api.ts';
+import type { Trace } from '../../../src/server/trace/api.ts';
+import { openTrace } from '../../../src/server/trace/sqlite-trace.ts';
+import { createQueue } from '../../../src/server/queue/service.ts';
+import type { QueueDeps, QueueModule } from '../../../src/server/queue/service.ts';
+import type { StsPolicy } from '../../../src/server/queue/mta-sts.ts';
+import { ensureDebianPackages } from '../../support/debian.ts';
+import { makePki, randomLoopbackBase, startKnot, startPostfix } from './support/peers.ts';
+import type { RunningKnot, RunningPostfix, TestPki } from './support/peers.ts';
+import { startScriptedRemote } from './support/remotes.ts';
+import type { ScriptedRemote } from './support/remotes.ts';
+
+ensureDebianPackages(['postfix', 'knot', 'knot-dnsutils', 'openssl']);
+
+/** A DeliveryStore that files messages under <dir>/<account>/<mailbox>/ (the real store is another module). */
+class FileStore implements DeliveryStore {
+  readonly dir: string;
+  private n = 0;
+  constructor(dir: string) { this.dir = dir; }
+  resolveRecipient(address: string): RecipientResolution {
+    return address.toLowerCase() === 'alice@home.test' ? { kind: 'local', accounts: ['alice@home.test'] } : { kind: 'unknown' };
+  }
+  async verifyPassword(): Promise<null> { return null; }
+  sendableAddresses(account: string): string[] { return [account]; }
+  async deliver(account: string, message: Buffer, options: DeliveryOptions): Promise<DeliveryResult> {
+    const folder = join(this.dir, account, options.mailbox);
+    await mkdir(folder, { recursive: true });
+    const uid = ++this.n;
+    await writeFile(join(folder, `${String(uid).padStart(6, '0')}.eml`), message);
+    return { ok: true, mailbox: options.mailbox, uid };
+  }
+  async inbox(): Promise<string[]> {
+    const folder = join(this.dir, 'alice@home.test', 'INBOX');
+    const names = await readdir(folder).catch(() => [] as string[]);
+    return Promise.all(names.sort().map((n) => readFile(join(folder, n), 'utf8')));
+  }
+}
+
+async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 25_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+let root: string;
+let base: string;
+let pki: TestPki;
+let knot: RunningKnot;
+let postfix: RunningPostfix;
+let resolver: Resolver;
+const remotes: ScriptedRemote[] = [];
+const queues: { q: QueueModule; trace: Trace }[] = [];
+const policies = new Map<string, StsPolicy>();
+let flaky: ScriptedRemote;
+let rejecting: ScriptedRemote;
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'postern-queue-'));
+  chmodSync(root, 0o755);
+  base = randomLoopbackBase();
+  pki = makePki(join(root, 'pki'));
+  const pfCert = pki.issue('mx-pf', ['mx.pf.test']);
+  const remoteCert = pki.issue('remote', ['mx.flaky.test', 'mx.reject.test']);
+  knot = await startKnot(join(root, 'knot'), 'test', [
+    'pf MX 10 mx.pf', `mx.pf A ${base}.1`,
+    'flaky MX 10 mx.flaky', `mx.flaky A ${base}.2`,
+    'reject MX 10 mx.reject', `mx.reject A ${base}.3`,
+    'down MX 10 mx.down', `mx.down A ${base}.4`,
+    'nomail MX 0 .',
+    'sts MX 10 mx.sts', `mx.sts A ${base}.1`,
+    'stsnames MX 10 mx.pf',
+    'relay A 127.0.0.1',
+  ]);
+  resolver = new Resolver({ timeout: 2000, tries: 1 });
+  resolver.setServers([`127.0.0.1:${knot.port}`]);
+  postfix = await startPostfix(join(root, 'postfix'), { address: `${base}.1`, hostname: 'mx.pf.test', domain: 'pf.test', certFile: pfCert.certFile, keyFile: pfCert.keyFile });
+  flaky = await startScriptedRemote({ host: `${base}.2`, port: 25, key: remoteCert.key, cert: remoteCert.cert, rcptReply: (_a, n) => (n === 0 ? '451 4.7.1 greylisted, try again later' : undefined) });
+  rejecting = await startScriptedRemote({ host: `${base}.3`, port: 25, key: remoteCert.key, cert: remoteCert.cert, rcptReply: () => '550 5.1.1 no such user here' });
+  remotes.push(flaky, rejecting);
+});
+
+after(async () => {
+  for (const { q, trace } of queues) {
+    await q.service.stop(Date.now() + 2000);
+    trace.close();
+  }
+  for (const r of remotes) await r.close();
+  await postfix?.stop();
+  await knot?.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+const limits = { maxMessageBytes: 10 * 1024 * 1024, maxRecipients: 100, maxConnectionsPerIp: 20, maxLineBytes: 65536 };
+
+function makeQueue(name: string, store: DeliveryStore, overrides: Partial<QueueDeps> = {}): { q: QueueModule; trace: Trace; stateDir: string } {
+  const stateDir = join(root, name);
+  const trace = openTrace(stateDir);
+  const q = createQueue({
+    config: { hostname: 'mail.home.test', relay: undefined, limits },
+    stateDir,
+    store,
+    trace,
+    warn: () => {},
+    resolver,
+    stsPolicy: async (domain) => policies.get(domain) ?? { mode: 'none', mx: [] },
+    ...overrides,
+    tuning: { retryScheduleMs: [300], rescanMs: 1000, idleSessionMs: 1000, client: { ca: pki.ca, connectTimeoutMs: 5000 }, ...overrides.tuning },
+  });
+  queues.push({ q, trace });
+  return { q, trace, stateDir };
+}
+
+let seq = 0;
+function message(from: string, to: string, subject: string): Buffer {
+  seq++;
+  return Buffer.from(`From: <${from}>\r\nTo: <${to}>\r\nSubject: ${subject}\r\nMessage-ID: <q${seq}.${Date.now()}@home.test>\r\nDate: ${new Date().toUTCString()}\r\n\r\nBody of ${subject}.\r\n`);
+}
+
+/** What the pipeline does for remote recipients: spool, then hand them to the queue. */
+async function submit(q: QueueModule, from: string, to: string[], subject: string, prependHeaders?: string): Promise<string> {
+  const entry = await q.spool.accept(
+    { from, to, client: { remoteAddress: '127.0.0.1', helo: 'client.test', tls: true, listener: 'submission' }, authenticatedUser: from },
+    Readable.from([message(from, to[0]!, subject)]),
+  );
+  await q.spool.enqueueRemote(entry.id, to, prependHeaders ? { prependHeaders } : {});
+  return entry.id;
+}
+
+describe('outbound queue', () => {
+  it('delivers to Postfix found through MX, over STARTTLS with a verified certificate under MTA-STS enforce, reusing connections', async () => {
+    policies.set('pf.test', { mode: 'enforce', mx: ['mx.pf.test'] });
+    const store = new FileStore(join(root, 'store-pf'));
+    const { q, trace } = makeQueue('pf', store);
+    await q.service.start();
+    const tlsSessions = () => (postfix.log().match(/smtpd\[\d+\]: \w+ TLS connection established from/g) ?? []).length;
+    const connectsBefore = tlsSessions();
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      ids.push(await submit(q, 'alice@home.test', ['bob@pf.test', 'carol@pf.test'], `pf-${i}`, 'DKIM-Signature: v=1; d=home.test; s=test; b=dGVzdA==\r\n'));
+    }
+    // Postfix's virtual agent writes one copy per recipient: 4 messages x (bob, carol).
+    const got = await waitFor('8 copies in the Postfix Maildir', () => {
+      const m = postfix.messages().filter((x) => /Subject: pf-\d/.test(x));
+      return m.length >= 8 ? m : undefined;
+    });
+    for (let i = 0; i < 4; i++) {
+      const copies = got.filter((m) => m.includes(`Subject: pf-${i}\n`) || m.includes(`Subject: pf-${i}\r\n`));
+      assert.deepEqual(copies.map((m) => /Delivered-To: (\S+)/.exec(m)?.[1]).sort(), ['bob@pf.test', 'carol@pf.test'], `pf-${i} delivered once to each`);
+    }
+    for (const m of got) {
+      assert.match(m, /DKIM-Signature: v=1; d=home\.test/, 'prepended header sent with the message');
+      assert.match(m, /Received: from mail\.home\.test .*\r?\n\s+\(using TLSv1\.[23]/, 'Postfix saw the message arrive over TLS');
+    }
+    assert.equal((postfix.log().match(/from=<alice@home\.test>, size=\d+, nrcpt=2 /g) ?? []).length, 4, 'one transaction per message carries both recipients');
+    const connects = tlsSessions() - connectsBefore;
+    assert.ok(connects >= 1 && connects <= 2, `at most 2 concurrent connections for the domain, reused across 4 messages (saw ${connects})`);
+    await waitFor('spool emptied', async () => (await q.fileSpool.list()).length === 0);
+    const events = trace.get(ids[0]!)!.events;
+    const delivered = events.filter((e) => e.kind === 'delivered');
+    assert.deepEqual(delivered.map((e) => e.recipient).sort(), ['bob@pf.test', 'carol@pf.test']);
+    assert.equal(delivered[0]!.data.secure, true);
+    assert.equal(delivered[0]!.data.mtaSts, 'enforce');
+    assert.match(delivered[0]!.detail, /^250 /);
+    assert.ok(events.some((e) => e.kind === 'removed'));
+  });
+
+  it('under MTA-STS enforce refuses an MX whose certificate does not match, and one the policy does not list', async () => {
+    policies.set('sts.test', { mode: 'enforce', mx: ['mx.sts.test'] });
+    policies.set('stsnames.test', { mode: 'enforce', mx: ['mx.other.test'] });
+    const { q } = makeQueue('sts', new FileStore(join(root, 'store-sts')), { tuning: { retryScheduleMs: [60_000] } });
+    await q.service.start();
+    const badCert = await submit(q, 'alice@home.test', ['dave@sts.test'], 'sts-cert');
+    const notListed = await submit(q, 'alice@home.test', ['erin@stsnames.test'], 'sts-names');
+    const a = await waitFor('attempt on the mismatched certificate', async () => {
+      const e = await q.fileSpool.load(badCert);
+      return e?.recipients[0]?.attempts ? e : undefined;
+    });
+    assert.equal(a.recipients[0]!.status, 'queued', 'deferred, not delivered and not bounced');
+    assert.match(a.recipients[0]!.lastResult ?? '', /mx\.sts\.test.*(certificate|altnames|Hostname)/i);
+    const b = await waitFor('attempt with no listed MX', async () => {
+      const e = await q.fileSpool.load(notListed);
+      return e?.recipients[0]?.attempts ? e : undefined;
+    });
+    assert.equal(b.recipients[0]!.status, 'queued');
+    assert.match(b.recipients[0]!.lastResult ?? '', /MTA-STS policy of stsnames\.test \(enforce\) allows none/);
+    await sleep(300);
+    assert.equal(postfix.messages().filter((m) => /Subject: sts-/.test(m)).length, 0, 'nothing reached Postfix');
+  });
+
+  it('retries a 4xx with backoff and delivers on the next attempt', async () => {
+    const { q, trace } = makeQueue('flaky', new FileStore(join(root, 'store-flaky')));
+    await q.service.start();
+    const id = await submit(q, 'alice@home.test', ['frank@flaky.test'], 'flaky-1');
+    await waitFor('delivery after the retry', () => flaky.received.find((m) => /Subject: flaky-1/.test(m.data)));
+    assert.deepEqual(flaky.rcpts.filter((r) => r.address === 'frank@flaky.test').map((r) => r.reply.slice(0, 3)), ['451', '250']);
+    const events = trace.get(id)!.events.filter((e) => e.recipient === 'frank@flaky.test');
+    assert.deepEqual(events.filter((e) => e.kind !== 'attempt').map((e) => e.kind), ['deferred', 'delivered']);
+    assert.match(events.find((e) => e.kind === 'deferred')!.detail, /451 4\.7\.1 greylisted/);
+    assert.equal(flaky.received.at(-1)!.secure, true, 'STARTTLS offered, so used');
+    await waitFor('spool emptied', async () => (await q.fileSpool.list()).length === 0);
+  });
+
+  it('bounces a 5xx: a DSN in the local sender\'s INBOX, through the queue with <> for a remote sender, none for a bounce', async () => {
+    const store = new FileStore(join(root, 'store-reject'));
+    const { q } = makeQueue('reject', store);
+    await q.service.start();
+    await submit(q, 'alice@home.test', ['gina@reject.test'], 'reject-local');
+    const [dsn] = await waitFor('DSN in alice\'s INBOX', async () => { const m = await store.inbox(); return m.length ? m : undefined; });
+    assert.match(dsn!, /^Content-Type: multipart\/report; report-type=delivery-status;/m);
+    assert.match(dsn!, /^To: <alice@home\.test>/m);
+    assert.match(dsn!, /^Content-Type: message\/delivery-status/m);
+    assert.match(dsn!, /^Final-Recipient: rfc822; gina@reject\.test$/m);
+    assert.match(dsn!, /^Action: failed$/m);
+    assert.match(dsn!, /^Status: 5\.1\.1$/m);
+    assert.match(dsn!, /^Remote-MTA: dns; mx\.reject\.test$/m);
+    assert.match(dsn!, /^Diagnostic-Code: smtp; 550 5\.1\.1 no such user here$/m);
+    assert.match(dsn!, /^Subject: reject-local$/m, 'original headers included');
+
+    // A remote sender's bounce goes out through the queue, with the null sender, to Postfix.
+    await submit(q, 'harry@pf.test', ['ivan@reject.test'], 'reject-remote');
+    const bounce = await waitFor('bounce delivered to Postfix', () => postfix.messages().find((m) => /Final-Recipient: rfc822; ivan@reject\.test/.test(m)));
+    assert.match(bounce, /^Return-Path: <>$/m, 'sent with MAIL FROM:<>');
+    assert.match(bounce, /^Delivered-To: harry@pf\.test$/m);
+
+    // A message from the null sender that fails gets no DSN.
+    const before = (await q.fileSpool.list()).length;
+    const entry = await q.spool.accept({ from: '', to: ['judy@reject.test'], client: { remoteAddress: '127.0.0.1', helo: 'x', tls: false, listener: 'mx' } }, Readable.from([message('mailer-daemon@x.test', 'judy@reject.test', 'bounce-of-bounce')]));
+    await q.spool.enqueueRemote(entry.id, ['judy@reject.test']);
+    await waitFor('null-sender message failed and removed', async () => !(await q.fileSpool.load(entry.id)));
+    assert.ok(rejecting.rcpts.some((r) => r.address === 'judy@reject.test'));
+    await sleep(300);
+    assert.equal((await q.fileSpool.list()).length, before, 'no DSN entry was queued');
+    assert.equal((await store.inbox()).length, 1);
+  });
+
+  it('fails a null MX domain permanently without connecting anywhere', async () => {
+    const store = new FileStore(join(root, 'store-nullmx'));
+    const { q } = makeQueue('nullmx', store);
+    await q.service.start();
+    await submit(q, 'alice@home.test', ['kim@nomail.test'], 'nullmx');
+    const [dsn] = await waitFor('DSN for the null MX', async () => { const m = await store.inbox(); return m.length ? m : undefined; });
+    assert.match(dsn!, /^Status: 5\.1\.10$/m);
+    assert.match(dsn!, /null MX/);
+    assert.doesNotMatch(dsn!, /^Remote-MTA:/m);
+  });
+
+  it('sends a delay notice, then gives up at expiry with a DSN', async () => {
+    const store = new FileStore(join(root, 'store-down'));
+    const { q } = makeQueue('down', store, { tuning: { retryScheduleMs: [200], maxAgeMs: 1500, delayNoticeMs: 0 } });
+    await q.service.start();
+    const id = await submit(q, 'alice@home.test', ['leo@down.test'], 'down-1');
+    const notices = await waitFor('delay notice and final DSN', async () => { const m = await store.inbox(); return m.length >= 2 ? m : undefined; });
+    assert.match(notices[0]!, /^Action: delayed$/m);
+    assert.match(notices[0]!, /^Will-Retry-Until: /m);
+    assert.match(notices[0]!, /ECONNREFUSED/);
+    assert.match(notices[1]!, /^Action: failed$/m);
+    assert.match(notices[1]!, /^Status: 4\.4\.7$/m);
+    assert.match(notices[1]!, /gave up after/);
+    assert.equal(notices.length, 2, 'exactly one delay notice');
+    await waitFor('entry removed', async () => !(await q.fileSpool.load(id)));
+  });
+
+  it('survives a restart: a queued entry is delivered by the next queue instance on the same state folder', async () => {
+    const store = new FileStore(join(root, 'store-restart'));
+    const first = makeQueue('restart', store);
+    const id = await submit(first.q, 'alice@home.test', ['mona@pf.test'], 'restart-1'); // scheduler never started
+    first.trace.close();
+    queues.splice(queues.findIndex((x) => x.q === first.q), 1);
+    const second = makeQueue('restart', store);
+    assert.equal((await second.q.fileSpool.load(id))?.recipients[0]?.status, 'queued');
+    await second.q.service.start();
+    await waitFor('delivered after restart', () => postfix.messages().find((m) => /Subject: restart-1/.test(m)));
+    await waitFor('entry removed', async () => !(await second.q.fileSpool.load(id)));
+  });
+
+  it('relay mode sends everything through the smarthost, over STARTTLS with AUTH', async () => {
+    const relayCert = pki.issue('relay', ['relay.test']);
+    const relay = await startScriptedRemote({ host: '127.0.0.1', port: 0, key: relayCert.key, cert: relayCert.cert, auth: { user: 'postern', pass: 's3cret pass' } });
+    remotes.push(relay);
+    const passwordFile = join(root, 'relay-password');
+    await writeFile(passwordFile, 's3cret pass\n', { mode: 0o600 });
+    const { q } = makeQueue('relay', new FileStore(join(root, 'store-relay')), {
+      config: { hostname: 'mail.home.test', limits, relay: { host: 'relay.test', port: relay.port, username: 'postern', passwordFile } },
+    });
+    await q.service.start();
+    await submit(q, 'alice@home.test', ['nina@pf.test', 'oscar@reject.test'], 'relayed-1');
+    const m = await waitFor('message at the smarthost', () => relay.received.find((x) => /Subject: relayed-1/.test(x.data)));
+    assert.deepEqual(m.to.sort(), ['nina@pf.test', 'oscar@reject.test'], 'one transaction for every recipient domain');
+    assert.equal(m.secure, true);
+    assert.equal(m.user, 'postern');
+    assert.deepEqual(relay.logins, [{ user: 'postern', ok: true }]);
+    assert.equal(postfix.messages().filter((x) => /Subject: relayed-1/.test(x)).length, 0, 'not sent to the MX');
+
+    // A wrong password is a temporary failure: the message waits in the queue.
+    await writeFile(passwordFile, 'wrong\n');
+    const bad = makeQueue('relay-bad', new FileStore(join(root, 'store-relay-bad')), {
+      config: { hostname: 'mail.home.test', limits, relay: { host: 'relay.test', port: relay.port, username: 'postern', passwordFile } },
+      tuning: { retryScheduleMs: [60_000] },
+    });
+    await bad.q.service.start();
+    const id = await submit(bad.q, 'alice@home.test', ['pia@pf.test'], 'relayed-2');
+    const e = await waitFor('failed AUTH recorded', async () => { const x = await bad.q.fileSpool.load(id); return x?.recipients[0]?.attempts ? x : undefined; });
+    assert.equal(e.recipients[0]!.status, 'queued');
+    assert.match(e.recipients[0]!.lastResult ?? '', /535/);
+    assert.equal(relay.received.filter((x) => /Subject: relayed-2/.test(x.data)).length, 0);
+  });
+});
