@@ -4,6 +4,7 @@
 import { diffDns, type DnsChange } from '../../plan/dns-diff.ts';
 import { describeRecord, type DnsRecordType, type ObservedRecord } from '../../plan/dns-records.ts';
 import type { DnsPlan } from '../../plan/dns-plan.ts';
+import { canonicalIPv6 } from '../../plan/names.ts';
 import type { DiagnosticResolver } from './resolver.ts';
 import { fail, ok, warn, type CheckResult } from './check.ts';
 
@@ -13,7 +14,7 @@ const bare = (n: string) => n.toLowerCase().replace(/\.$/, '');
 export async function observeRRset(resolver: DiagnosticResolver, name: string, type: DnsRecordType): Promise<ObservedRecord[]> {
   switch (type) {
     case 'A': return (await resolver.a(name)).map((value) => ({ name, type, value }));
-    case 'AAAA': return (await resolver.aaaa(name)).map((value) => ({ name, type, value: value.toLowerCase() }));
+    case 'AAAA': return (await resolver.aaaa(name)).map((value) => ({ name, type, value: canonicalIPv6(value) }));
     case 'CNAME': return (await resolver.cname(name)).map((value) => ({ name, type, value: bare(value) }));
     case 'MX': return (await resolver.mx(name)).map((m) => ({ name, type, priority: m.priority, value: bare(m.exchange) }));
     case 'TXT': return (await resolver.txt(name)).map((value) => ({ name, type, value }));

@@ -1,6 +1,7 @@
 // What the doctor checks against: the domain's expected state, derived from the stack config through plan/ (the
 // same functions `pulumi up` publishes from), plus the host's addresses.
 import type { StackConfig } from '../../plan/stack-config.ts';
+import type { ServerConfig } from '../../plan/server-config.ts';
 import { planDns, spfValue, type DnsPlan } from '../../plan/dns-plan.ts';
 import { mtaStsPolicyId, renderMtaStsPolicy } from '../../plan/client-config.ts';
 import { dkimSelectors, dkimTxtValue, dkimPublicValue, type DkimAlgorithm } from '../../plan/dkim.ts';
@@ -12,7 +13,8 @@ export interface DiagnosticTarget {
   hostname: string;
   ipv4: string;
   ipv6?: string;
-  dnsPlan: Pick<DnsPlan, 'records' | 'owned'>;
+  /** The full record plan; absent on the host without the stack file (then SPF, DKIM, DMARC, MTA-STS are checked one by one). */
+  dnsPlan?: Pick<DnsPlan, 'records' | 'owned'>;
   spf: string;
   dmarc: string;
   dkim: DkimSelector[];
@@ -47,5 +49,25 @@ export function targetFromStack(stack: StackConfig, facts: { ipv4: string; ipv6?
     }),
     mtaSts: { mode: stack.mtaSts.mode, policy, id },
     relayConfigured: stack.relay !== undefined,
+  };
+}
+
+/**
+ * The target on the host from the server's runtime config alone (no stack file there): the record plan is not
+ * known, so the DNS group checks SPF, DKIM (against the keys the server signs with), DMARC and MTA-STS one by one.
+ */
+export function targetFromServerConfig(config: ServerConfig, facts: { ipv4: string; ipv6?: string; dkimPublicKeys: { selector: string; algorithm: DkimAlgorithm; publicKey: string }[] }): DiagnosticTarget {
+  const policy = config.mtaSts.policy;
+  const dmarc = [`v=DMARC1`, `p=${config.dmarc.policy}`, ...(config.dmarc.reportAddress ? [`rua=mailto:${config.dmarc.reportAddress}`] : [])].join('; ');
+  return {
+    domain: config.domain,
+    hostname: config.hostname,
+    ipv4: facts.ipv4,
+    ...(facts.ipv6 ? { ipv6: facts.ipv6 } : {}),
+    spf: spfValue({}, facts.ipv4, facts.ipv6),
+    dmarc,
+    dkim: facts.dkimPublicKeys.map((k) => ({ selector: k.selector, expectedRecord: dkimTxtValue(k.algorithm, dkimPublicValue(k.selector, k.algorithm, k.publicKey)) })),
+    mtaSts: { mode: config.mtaSts.mode, ...(policy ? { policy, id: mtaStsPolicyId(policy) } : {}) },
+    relayConfigured: config.relay !== undefined,
   };
 }
