@@ -61,8 +61,8 @@ export function diffDns(desired: readonly DnsRecord[], current: readonly Observe
 export function applyDiff(current: readonly ObservedRecord[], changes: readonly DnsChange[]): ObservedRecord[] {
   const out = [...current];
   const drop = (r: ObservedRecord): void => {
-    const i = out.findIndex((x) => x === r) >= 0 ? out.findIndex((x) => x === r)
-      : out.findIndex((x) => groupKey(x) === groupKey(r) && rdataKey(x) === rdataKey(r) && x.ttl === r.ttl);
+    const same = out.indexOf(r);
+    const i = same >= 0 ? same : out.findIndex((x) => groupKey(x) === groupKey(r) && rdataKey(x) === rdataKey(r) && x.ttl === r.ttl);
     if (i < 0) throw new Error(`applyDiff: ${describeRecord(r)} is not in the current set`);
     out.splice(i, 1);
   };
@@ -74,13 +74,14 @@ export function applyDiff(current: readonly ObservedRecord[], changes: readonly 
   return out;
 }
 
-/** Review-style text: `+ add`, `~ change old → new`, `- remove`, one per line, sorted by name. */
+/** Review-style text: `+ add`, `~ change old → new`, `- remove`, one per line, sorted by name and type. */
 export function formatDiff(changes: readonly DnsChange[]): string {
   const line = (c: DnsChange): string => {
     if (c.op === 'add') return `+ ${describeRecord(c.record)}`;
     if (c.op === 'remove') return `- ${describeRecord(c.old)}`;
     return `~ ${describeRecord(c.old)} → ${describeRecord(c.record)}`;
   };
-  const name = (c: DnsChange): string => (c.op === 'remove' ? c.old.name : c.record.name);
-  return [...changes].sort((a, b) => name(a).localeCompare(name(b)) || a.op.localeCompare(b.op)).map(line).join('\n');
+  const subject = (c: DnsChange): ObservedRecord => (c.op === 'remove' ? c.old : c.record);
+  return [...changes].sort((a, b) => subject(a).name.localeCompare(subject(b).name) || subject(a).type.localeCompare(subject(b).type)
+    || a.op.localeCompare(b.op)).map(line).join('\n');
 }

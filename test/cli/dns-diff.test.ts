@@ -74,8 +74,8 @@ test('dns diff finds exactly the planted drift and leaves the user\'s own record
     .split('\n').find((l) => l.startsWith('postern-rsa._domainkey.'))!;
   const p = /IN TXT\s+(.*)$/.exec(rsaTxt)![1]!.split('" "').join('').replace(/^"|"$/g, '');
   assert.deepEqual(changeLines(r.stdout), [
-    '~ example.com TXT "v=spf1 ip4:198.51.100.7 -all" → example.com 3600 TXT "v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 -all"',
     '- example.com MX 20 old-mx.example.net',
+    '~ example.com TXT "v=spf1 ip4:198.51.100.7 -all" → example.com 3600 TXT "v=spf1 ip4:192.0.2.10 ip6:2001:db8::10 -all"',
     `+ postern-rsa._domainkey.example.com 3600 TXT ${JSON.stringify(p)}`,
   ]);
   assert.doesNotMatch(r.stdout, /www\.example\.com|google-site-verification/);
