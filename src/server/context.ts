@@ -4,6 +4,9 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from '../plan/server-config.ts';
 import type { Listening, Service } from './service.ts';
 import type { ReloadableTls } from './tls.ts';
+import type { MailStore } from './store/types.ts';
+import type { Trace } from './trace/api.ts';
+import type { QueueModule } from './queue/service.ts';
 
 export type PortName = keyof ServerConfig['ports'];
 
@@ -34,6 +37,12 @@ export interface ServerContext {
   listenPort(name: PortName): number | null;
   /** Live state of every service, for /healthz. */
   health(): HealthReport;
+  /** The mailbox store (accounts, aliases, messages), opened and reconciled before any factory runs. */
+  readonly store: MailStore;
+  /** The per-message event log every stage appends to. */
+  readonly trace: Trace;
+  /** The durable spool (`queue.spool`) and the outbound scheduler (run by the `queue` service). */
+  readonly queue: QueueModule;
 }
 
 /** Builds one service from the context; returns null when its listeners are all off. */

@@ -13,19 +13,29 @@ import type { Listening, Service } from './service.ts';
 import { createTlsSource } from './tls.ts';
 import type { ReloadableTls } from './tls.ts';
 import { webService } from './web/service.ts';
+import { createStore } from './store/create-store.ts';
+import { openTrace } from './trace/sqlite-trace.ts';
+import { createQueue } from './queue/service.ts';
+import type { QueueModule } from './queue/service.ts';
+import type { MailStore } from './store/types.ts';
+import type { Trace } from './trace/api.ts';
 
 export type { ServerContext, ServiceFactory } from './context.ts';
+
+/** Runs the outbound queue's scheduler (retries, bounces); it has no listener. */
+export const queueService: ServiceFactory = (ctx) => ctx.queue.service;
 
 /**
  * Every service the server runs, started in this order and stopped together. To add one (SMTP, IMAP, POP3):
  * write `export const imapService: ServiceFactory = (ctx) => ...` in its folder — return null when all its
  * ports are off (`ctx.listenPort('imaps') === null`), take certificates from `ctx.tls` (sniCallback per
- * connection, onReload for a default context) and a logger from `ctx.logger.child({ service: 'imap' })` —
- * then import it here and append it to this list. Modules shared by several services (store, queue, trace)
- * are built once in startServer() before the factories run and passed to them as fields of ServerContext.
+ * connection, onReload for a default context), a logger from `ctx.logger.child({ service: 'imap' })`, and the
+ * shared modules `ctx.store`, `ctx.trace`, `ctx.queue.spool` — then import it here and append it to this list.
+ * A module several services share is built once in startServer() and added to ServerContext.
  */
 export const factories: ServiceFactory[] = [
   webService,
+  queueService,
 ];
 
 /** How long open connections may finish after SIGTERM/SIGINT before they are cut. */
@@ -96,6 +106,21 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const logger = opts.logger ?? createLogger(config.log);
   const tls = createTlsSource(config.tls, logger);
+  let trace: Trace | undefined;
+  let store: MailStore | undefined;
+  let queue: QueueModule;
+  try {
+    trace = openTrace(stateDir, { onError: (err) => logger.warn({ module: 'trace', err: String(err) }, 'trace write failed') });
+    store = await createStore({ ...config, stateDir }, logger);
+    queue = createQueue({
+      config, stateDir, store, trace, warn: (message) => logger.warn({ module: 'queue' }, message),
+    });
+  } catch (err) {
+    tls.close();
+    await store?.close();
+    trace?.close();
+    throw err;
+  }
 
   const entries: { service: Service; state: ServiceState; listeners: Listening[] }[] = [];
   const health = (): HealthReport => {
@@ -103,7 +128,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     return { ok: services.length > 0 && services.every((s) => s.state === 'running'), services };
   };
   const ctx: ServerContext = {
-    config, logger, tls, stateDir, health,
+    config, logger, tls, stateDir, health, store, trace, queue,
     listenPort(name: PortName) {
       const port = config.ports[name];
       if (port === 0) return null;
@@ -124,6 +149,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
       e.state = 'stopped';
     }));
     tls.close();
+    // Services are stopped: nothing writes to the store or the trace any more.
+    await store.close().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'store close failed'));
+    trace.close();
   };
 
   try {

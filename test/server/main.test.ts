@@ -335,7 +335,7 @@ describe('server runtime: listeners off, MTA-STS none, per-address connection li
     assert.match(reply, /^HTTP\/1\.1 404 /, 'the request was answered (autodiscover is empty here, so 404)');
     assert.match(reply, /\r\nConnection: close\r\n/i);
     await stopping;
-    assert.deepEqual(server.health().services.map((s) => s.state), ['stopped']);
+    assert.deepEqual(server.health().services.map((s) => [s.name, s.state]), [['web', 'stopped'], ['queue', 'stopped']]);
   });
 });
 
