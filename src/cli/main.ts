@@ -5,6 +5,7 @@ import { register as registerTrace } from './trace.ts';
 import { register as registerReports } from './reports.ts';
 import { register as registerServe } from './serve.ts';
 import { register as registerDns } from './dns.ts';
+import { register as registerQueue } from './queue.ts';
 
 const program = new Command('postern')
   .description('Your own mail server for your own domain, as code.')
@@ -16,5 +17,6 @@ registerTrace(program);
 registerReports(program);
 registerServe(program);
 registerDns(program);
+registerQueue(program);
 
 await program.parseAsync(process.argv);

@@ -100,6 +100,15 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     return spool;
   }
 
+  /**
+   * Uses an existing spool folder without creating it or cleaning it up: for `postern queue` next to a running
+   * server, whose in-progress temp files must not be touched.
+   */
+  static attach(options: FileSpoolOptions): FileSpool {
+    readdirSync(options.dir); // throws ENOENT/ENOTDIR for a wrong folder
+    return new FileSpool(options);
+  }
+
   static async open(options: FileSpoolOptions): Promise<FileSpool> {
     const spool = FileSpool.openSync(options);
     await fsyncDir(options.dir);
