@@ -23,8 +23,12 @@ export class Bouncer {
     this.o = options;
   }
 
-  /** Sends one DSN for `recipients` of `entry`; resolves when it is stored or queued. Never throws. */
-  async send(entry: StoredEntry, recipients: DsnRecipient[], willRetryUntil?: Date): Promise<void> {
+  /**
+   * Sends one DSN for `recipients` of `entry`; resolves when it is stored or queued. Never throws. `original` is
+   * the message's header block when the caller already has it (else it is read from the spool).
+   */
+  async send(entry: StoredEntry, recipients: DsnRecipient[], options: { willRetryUntil?: Date; original?: Buffer } = {}): Promise<void> {
+    const { willRetryUntil } = options;
     const sender = entry.envelope.from;
     const kind = recipients.every((r) => r.action === 'delayed') ? 'delay notice' : 'bounce';
     if (sender === '' || recipients.length === 0) {
@@ -34,7 +38,7 @@ export class Bouncer {
       return;
     }
     try {
-      const original = await this.o.spool.read(entry.id).catch(() => Buffer.alloc(0));
+      const original = options.original ?? await this.o.spool.readHead(entry.id);
       const message = buildDsn({
         reportingMta: this.o.hostname,
         to: sender,

@@ -92,11 +92,11 @@ export class Scheduler {
   private stopping = false;
   private started = false;
   private readonly onQueued = (id: string): void => { void this.reload(id).then(() => this.kick()); };
-  private readonly onFailed = (entry: StoredEntry, recipients: string[]): void => {
+  private readonly onFailed = (entry: StoredEntry, recipients: string[], original: Buffer): void => {
     const dsn = entry.recipients
       .filter((r) => recipients.includes(r.address))
       .map((r): DsnRecipient => ({ address: r.address, action: 'failed', status: statusFromReply(r.lastResult ?? '', '5.0.0'), diagnostic: r.lastResult ?? 'delivery failed' }));
-    void this.o.bouncer.send(entry, dsn).then(() => this.o.spool.removeIfDone(entry.id)).catch(() => {});
+    void this.o.bouncer.send(entry, dsn, { original }).then(() => this.o.spool.removeIfDone(entry.id)).catch(() => {});
   };
 
   constructor(options: SchedulerOptions) {
@@ -239,8 +239,10 @@ export class Scheduler {
           continue;
         }
         let connectError = '';
+        let reused = Boolean(session?.usable);
         if (!session?.usable) {
           session = this.takeIdle(d.key);
+          reused = session !== null;
           if (!session) {
             const opened = await this.connect(entry, route.targets);
             session = opened.session;
@@ -267,10 +269,19 @@ export class Scheduler {
           this.release(job);
           continue;
         }
-        const { outcomes, connectionLost } = await session.send(entry.envelope.from, job.recipients, message);
-        await this.record(entry, outcomes, session, '4.0.0', route.sts);
+        let result = await session.send(entry.envelope.from, job.recipients, message);
+        if (result.connectionLost && reused && !result.messageStarted) {
+          // A reused session may have been closed by the server while idle; nothing of the message went out,
+          // so one fresh connection is tried before this counts as a failed attempt.
+          const opened = await this.connect(entry, route.targets);
+          if (opened.session) {
+            session = opened.session;
+            result = await session.send(entry.envelope.from, job.recipients, message);
+          }
+        }
+        await this.record(entry, result.outcomes, session, '4.0.0', route.sts);
         this.release(job);
-        if (connectionLost) session = null;
+        if (result.connectionLost) session = null;
       }
     } finally {
       if (session?.usable) this.putIdle(d.key, session);
@@ -423,7 +434,7 @@ export class Scheduler {
       this.o.trace.record({ traceId: entry.id, kind, detail, sender: entry.envelope.from, recipient: out.address, ...(updated.messageId ? { messageId: updated.messageId } : {}), data });
     }
     if (failures.length) await this.o.bouncer.send(updated, failures);
-    if (delays.length) await this.o.bouncer.send(updated, delays, new Date(updated.receivedAt + maxAge));
+    if (delays.length) await this.o.bouncer.send(updated, delays, { willRetryUntil: new Date(updated.receivedAt + maxAge) });
     if (await this.o.spool.removeIfDone(updated.id)) {
       this.entries.delete(updated.id);
       this.o.trace.record({ traceId: updated.id, kind: 'removed', detail: 'every recipient done; removed from the queue' });

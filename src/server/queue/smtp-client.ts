@@ -2,6 +2,7 @@
 // several transactions (connection reuse per domain): after a refused transaction it is reset, after a
 // connection-level error it is closed.
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { Readable } from 'node:stream';
 import type { SecureContextOptions } from 'node:tls';
 
 export interface OutboundTarget {
@@ -122,11 +123,14 @@ export class OutboundSession {
 
   /**
    * One transaction: MAIL FROM, RCPT TO each recipient, DATA. Never rejects: every recipient gets an outcome.
-   * `connectionLost` says whether the session must be dropped.
+   * `connectionLost` says whether the session must be dropped; `messageStarted` whether any byte of the message
+   * went out (when not, the transaction can be repeated on a new connection without risk of a duplicate).
    */
-  send(from: string, recipients: string[], message: Buffer): Promise<{ outcomes: RecipientOutcome[]; connectionLost: boolean }> {
+  send(from: string, recipients: string[], message: Buffer): Promise<{ outcomes: RecipientOutcome[]; connectionLost: boolean; messageStarted: boolean }> {
+    const stream = Readable.from([message]);
     return new Promise((resolve) => {
-      this.conn.send({ from, to: recipients }, message, (err, info) => {
+      this.conn.send({ from, to: recipients, size: message.length }, stream, (err, info) => {
+        const messageStarted = stream.readableDidRead;
         if (!err && info) {
           const rejected = new Map((info.rejectedErrors ?? []).map((e) => [(e as SmtpError).recipient?.toLowerCase(), e as SmtpError]));
           const outcomes = recipients.map((address): RecipientOutcome => {
@@ -134,7 +138,7 @@ export class OutboundSession {
             if (r) return { address, ok: false, permanent: (r.responseCode ?? 400) >= 500, reply: describe(r) };
             return { address, ok: true, permanent: false, reply: info.response.replace(/[\r\n]+/g, ' ').slice(0, 500) };
           });
-          resolve({ outcomes, connectionLost: false });
+          resolve({ outcomes, connectionLost: false, messageStarted });
           return;
         }
         const e = (err ?? new Error('no answer')) as SmtpError;
@@ -147,12 +151,12 @@ export class OutboundSession {
         const protocolRefusal = (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') && e.responseCode !== 421 && this.usable;
         if (!protocolRefusal) {
           this.close();
-          resolve({ outcomes, connectionLost: true });
+          resolve({ outcomes, connectionLost: true, messageStarted });
           return;
         }
         this.conn.reset((resetErr) => {
           if (resetErr) this.close();
-          resolve({ outcomes, connectionLost: Boolean(resetErr) });
+          resolve({ outcomes, connectionLost: Boolean(resetErr), messageStarted });
         });
       });
     });

@@ -30,8 +30,11 @@ export interface StoredEntry extends SpoolEntry {
 export interface SpoolEvents {
   /** Recipients were handed to the outbound queue. */
   queued: [id: string];
-  /** A recipient failed for good (local delivery); the bouncer sends a DSN. */
-  failed: [entry: StoredEntry, recipients: string[]];
+  /**
+   * A recipient failed for good (local delivery); the bouncer sends a DSN. `original` is the message's header
+   * block, read before markLocal returns, because the caller may remove the entry right after.
+   */
+  failed: [entry: StoredEntry, recipients: string[], original: Buffer];
   /** The entry left the spool. */
   removed: [id: string];
 }
@@ -264,6 +267,21 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     return createReadStream(this.messagePath(id));
   }
 
+  /** The first bytes of the message (enough for its header block); empty if the file is gone. */
+  async readHead(id: string): Promise<Buffer> {
+    let fh;
+    try {
+      fh = await open(this.messagePath(id), 'r');
+      const buf = Buffer.alloc(HEADER_SCAN);
+      const { bytesRead } = await fh.read(buf, 0, HEADER_SCAN, 0);
+      return buf.subarray(0, bytesRead);
+    } catch {
+      return Buffer.alloc(0);
+    } finally {
+      await fh?.close();
+    }
+  }
+
   /** The outbound copy: prepended headers, then the message as received. */
   async readOutbound(id: string): Promise<Buffer> {
     const entry = await this.load(id);
@@ -309,7 +327,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       }
     });
     if (!entry) throw new Error(`queue entry ${id} does not exist`);
-    if (failedEntry) this.emit('failed', failedEntry, [recipient]);
+    if (failedEntry) this.emit('failed', failedEntry, [recipient], await this.readHead(id));
   }
 
   async enqueueRemote(id: string, recipients: string[], options: EnqueueOptions = {}): Promise<void> {

@@ -249,6 +249,22 @@ describe('outbound queue', () => {
     assert.equal((await store.inbox()).length, 1);
   });
 
+  it('bounces a permanent local delivery failure reported by the pipeline, even when the entry is removed at once', async () => {
+    const store = new FileStore(join(root, 'store-local'));
+    const { q } = makeQueue('local', store);
+    await q.service.start();
+    const entry = await q.spool.accept(
+      { from: 'alice@home.test', to: ['zed@home.test'], client: { remoteAddress: '127.0.0.1', helo: 'c', tls: true, listener: 'submission' } },
+      Readable.from([message('alice@home.test', 'zed@home.test', 'local-full')]),
+    );
+    await q.spool.markLocal(entry.id, 'zed@home.test', { ok: false, permanent: true, message: '552 5.2.2 mailbox full' });
+    assert.equal(await q.spool.removeIfDone(entry.id), true);
+    const [dsn] = await waitFor('DSN for the local failure', async () => { const m = await store.inbox(); return m.length ? m : undefined; });
+    assert.match(dsn!, /^Final-Recipient: rfc822; zed@home\.test$/m);
+    assert.match(dsn!, /^Status: 5\.2\.2$/m);
+    assert.match(dsn!, /^Subject: local-full$/m, 'original headers kept although the entry is gone');
+  });
+
   it('fails a null MX domain permanently without connecting anywhere', async () => {
     const store = new FileStore(join(root, 'store-nullmx'));
     const { q } = makeQueue('nullmx', store);
