@@ -7,6 +7,7 @@ import type { ReloadableTls } from './tls.ts';
 import type { MailStore } from './store/types.ts';
 import type { Trace } from './trace/api.ts';
 import type { QueueModule } from './queue/service.ts';
+import type { DkimKey } from './pipeline/dkim-signer.ts';
 
 export type PortName = keyof ServerConfig['ports'];
 
@@ -43,6 +44,8 @@ export interface ServerContext {
   readonly trace: Trace;
   /** The durable spool (`queue.spool`) and the outbound scheduler (run by the `queue` service). */
   readonly queue: QueueModule;
+  /** DKIM private keys from config.dkim, read and checked at start. */
+  readonly dkimKeys: DkimKey[];
 }
 
 /** Builds one service from the context; returns null when its listeners are all off. */

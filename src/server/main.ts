@@ -19,6 +19,8 @@ import { createQueue } from './queue/service.ts';
 import type { QueueModule } from './queue/service.ts';
 import type { MailStore } from './store/types.ts';
 import type { Trace } from './trace/api.ts';
+import { loadDkimKeys } from './pipeline/dkim-signer.ts';
+import { imapService, pop3Service, smtpService } from './protocol-services.ts';
 
 export type { ServerContext, ServiceFactory } from './context.ts';
 
@@ -26,16 +28,20 @@ export type { ServerContext, ServiceFactory } from './context.ts';
 export const queueService: ServiceFactory = (ctx) => ctx.queue.service;
 
 /**
- * Every service the server runs, started in this order and stopped together. To add one (SMTP, IMAP, POP3):
+ * Every service the server runs, started in this order and stopped together. To add one (webmail, admin, ...):
  * write `export const imapService: ServiceFactory = (ctx) => ...` in its folder — return null when all its
  * ports are off (`ctx.listenPort('imaps') === null`), take certificates from `ctx.tls` (sniCallback per
  * connection, onReload for a default context), a logger from `ctx.logger.child({ service: 'imap' })`, and the
- * shared modules `ctx.store`, `ctx.trace`, `ctx.queue.spool` — then import it here and append it to this list.
+ * shared modules `ctx.store`, `ctx.trace`, `ctx.queue.spool` — then import it here and append it to this list
+ * (the protocol modules' factories are in protocol-services.ts).
  * A module several services share is built once in startServer() and added to ServerContext.
  */
 export const factories: ServiceFactory[] = [
   webService,
   queueService,
+  smtpService,
+  imapService,
+  pop3Service,
 ];
 
 /** How long open connections may finish after SIGTERM/SIGINT before they are cut. */
@@ -109,7 +115,9 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let trace: Trace | undefined;
   let store: MailStore | undefined;
   let queue: QueueModule;
+  let dkimKeys;
   try {
+    dkimKeys = await loadDkimKeys(config.dkim);
     trace = openTrace(stateDir, { onError: (err) => logger.warn({ module: 'trace', err: String(err) }, 'trace write failed') });
     store = await createStore({ ...config, stateDir }, logger);
     queue = createQueue({
@@ -128,7 +136,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     return { ok: services.length > 0 && services.every((s) => s.state === 'running'), services };
   };
   const ctx: ServerContext = {
-    config, logger, tls, stateDir, health, store, trace, queue,
+    config, logger, tls, stateDir, health, store, trace, queue, dkimKeys,
     listenPort(name: PortName) {
       const port = config.ports[name];
       if (port === 0) return null;

@@ -10,6 +10,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import nodemailer from 'nodemailer';
 import { createSelfSignedCertificate } from '../../src/server/self-signed.ts';
 import { ensureDebianPackages } from '../support/debian.ts';
 import { fetchUrl } from '../support/https-fetch.ts';
@@ -58,8 +59,9 @@ describe('postern serve --dev', () => {
   });
 
   test('prints one line per listener and the seeded user, whose password is stored 0600', async () => {
-    assert.match(https, /^https:\/\/127\.0\.0\.1:\d+$/);
-    assert.match(proc.urls.get('http')!, /^http:\/\/127\.0\.0\.1:\d+$/);
+    for (const scheme of ['https', 'http', 'smtp', 'submission', 'smtps', 'imap', 'imaps', 'pop3', 'pop3s']) {
+      assert.match(proc.urls.get(scheme) ?? '', new RegExp(`^${scheme}://127\\.0\\.0\\.1:\\d+$`), scheme);
+    }
     const user = /^\s+user\s+(\S+)$/m.exec(proc.stdout())?.[1];
     const password = /^\s+password\s+(\S+)$/m.exec(proc.stdout())?.[1];
     assert.equal(user, 'postmaster@example.test');
@@ -106,6 +108,30 @@ describe('postern serve --dev', () => {
     }
     // The dev documents point clients at the dev ports.
     assert.match(out['/mail/config-v1.1.xml']![2], /<port>10993<\/port>/);
+  });
+
+  test('a mail client can use the printed credentials: nodemailer submits over smtps, curl reads it over imaps and pop3s', async () => {
+    const password = /^\s+password\s+(\S+)$/m.exec(proc.stdout())![1]!;
+    const smtps = new URL(proc.urls.get('smtps')!);
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1', port: Number(smtps.port), secure: true, auth: { user: 'postmaster@example.test', pass: password },
+      tls: { ca, servername: 'mail.example.test' },
+    });
+    const sent = await transport.sendMail({ from: 'postmaster@example.test', to: 'postmaster@example.test', subject: 'dev round trip', text: 'hello' });
+    transport.close();
+    assert.deepEqual(sent.accepted, ['postmaster@example.test']);
+    const cert = join(dir, 'dev', 'tls', 'cert.pem');
+    // Delivery to the mailbox follows the 250 closely but not synchronously: look for the message a few times.
+    let message = '';
+    for (let i = 0; i < 50 && !message.includes('dev round trip'); i++) {
+      if (i) await new Promise((r) => setTimeout(r, 100));
+      message = (await run('curl', ['-sS', '--cacert', cert, '-u', `postmaster@example.test:${password}`, `${proc.urls.get('imaps')}/INBOX;UID=1`])).stdout;
+    }
+    assert.match(message, /^Subject: dev round trip\r?$/m);
+    const list = await run('curl', ['-sS', '--cacert', cert, '-u', `postmaster@example.test:${password}`, `${proc.urls.get('pop3s')}/`]);
+    assert.match(list.stdout, /^1 \d+\r?$/m);
+    const wrong = await run('curl', ['-sS', '--cacert', cert, '-u', 'postmaster@example.test:wrong', `${proc.urls.get('imaps')}/INBOX;UID=1`]).catch((e: { code: number }) => e);
+    assert.equal((wrong as { code: number }).code, 67, 'curl: login denied');
   });
 
   test('a second run on the same state folder reuses the certificate and the password', async () => {
