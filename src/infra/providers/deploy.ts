@@ -51,6 +51,8 @@ export interface DeploymentInputs {
   authorizedKeys?: string[];
   /** Releases kept on the host besides the current and previous one. */
   keepReleases: number;
+  /** How long to keep retrying a refused connection (a droplet still booting). Default 240. */
+  connectTimeoutSeconds?: number;
 }
 
 export interface DeploymentOutputs {
@@ -122,21 +124,35 @@ export async function deployRelease(inputs: DeploymentInputs): Promise<Deploymen
 
   let seen = '';
   const ssh = new NodeSSH();
-  try {
-    await ssh.connect({
-      host: inputs.host, port: inputs.port, username: inputs.user, privateKey: inputs.privateKey, readyTimeout: 30_000,
-      hostVerifier: (key: Buffer) => {
-        seen = 'SHA256:' + createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
-        return seen === inputs.hostKeyFingerprint;
-      },
-    });
-  } catch (err) {
+  // A droplet that was just created needs a minute before sshd answers: retry refused and timed-out
+  // connections until the deadline, but never a wrong host key.
+  const deadline = Date.now() + (inputs.connectTimeoutSeconds ?? 240) * 1000;
+  for (;;) {
+    try {
+      await ssh.connect({
+        host: inputs.host, port: inputs.port, username: inputs.user, privateKey: inputs.privateKey, readyTimeout: 30_000,
+        hostVerifier: (key: Buffer) => {
+          seen = 'SHA256:' + createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
+          return seen === inputs.hostKeyFingerprint;
+        },
+      });
+      break;
+    } catch (err) {
+      const transient = !seen && /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ECONNRESET|Timed out/i.test((err as Error).message);
+      if (!transient || Date.now() + 5000 > deadline) {
+        ssh.dispose();
+        throw connectError(err as Error);
+      }
+      await new Promise((r) => setTimeout(r, 5000));
+    }
+  }
+  function connectError(err: Error): Error {
     if (seen && seen !== inputs.hostKeyFingerprint) {
-      throw new Error(`refusing to deploy: ${inputs.host}:${inputs.port} presented host key ${seen}, but this stack pinned ${inputs.hostKeyFingerprint} `
+      return new Error(`refusing to deploy: ${inputs.host}:${inputs.port} presented host key ${seen}, but this stack pinned ${inputs.hostKeyFingerprint} `
         + '(installed by cloud-init when the droplet was created). If the droplet was rebuilt or replaced outside Pulumi, recreate it through Pulumi '
         + '(`pulumi up --replace` on the droplet) so that it gets the pinned key again; if you changed nothing, someone may be intercepting the connection — do not deploy.');
     }
-    throw new Error(`cannot connect to ${inputs.user}@${inputs.host}:${inputs.port}: ${(err as Error).message}`);
+    return new Error(`cannot connect to ${inputs.user}@${inputs.host}:${inputs.port}: ${err.message}`);
   }
   try {
     const run = async (what: string, command: string): Promise<{ code: number; output: string }> => {
@@ -157,6 +173,8 @@ export async function deployRelease(inputs: DeploymentInputs): Promise<Deploymen
     const user = inputs.serviceUser;
     const state = inputs.paths.stateDir;
     await must('preparing the host', [
+      // A fresh droplet may still be running cloud-init (packages, users): wait for it where it exists.
+      `if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1 || true; fi`,
       `set -e`,
       `mkdir -p ${q(`${root}/releases`)} ${q(`${root}/runtimes`)} ${q(state)}`,
       `getent passwd ${q(user)} >/dev/null || useradd --system --home-dir ${q(state)} --no-create-home --shell /usr/sbin/nologin ${q(user)}`,

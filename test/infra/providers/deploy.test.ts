@@ -75,6 +75,7 @@ before(async () => {
     commands: { daemonReload: 'true', restart: `sh ${hostRoot}/restart.sh`, health: `sh ${hostRoot}/health.sh`, outboundSmtpCheck: 'false' },
     authorizedKeys: [deployKey.publicKey],
     keepReleases: 1,
+    connectTimeoutSeconds: 10,
   };
   provider = (await loadSerializedProvider(deploymentProvider)).provider;
 });
