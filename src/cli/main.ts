@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { register as registerTrace } from './trace.ts';
 import { register as registerReports } from './reports.ts';
+import { register as registerDoctor } from './doctor.ts';
 import { register as registerServe } from './serve.ts';
 import { register as registerDns } from './dns.ts';
 import { register as registerQueue } from './queue.ts';
@@ -15,6 +16,7 @@ const program = new Command('postern')
 // Commands register here (one import above and one line below per command file).
 registerTrace(program);
 registerReports(program);
+registerDoctor(program);
 registerServe(program);
 registerDns(program);
 registerQueue(program);

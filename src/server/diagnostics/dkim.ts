@@ -6,6 +6,8 @@ export interface DkimSelector {
   selector: string;
   /** The TXT value the plan publishes (`v=DKIM1; k=ed25519; p=...`); compared on its p= when given. */
   expectedRecord?: string;
+  /** Key type, for the fix when the key itself is not known (doctor run from a laptop). */
+  algorithm?: 'rsa-sha256' | 'ed25519-sha256';
 }
 
 export function dkimTags(record: string): Map<string, string> {
@@ -18,10 +20,13 @@ export function dkimTags(record: string): Map<string, string> {
 }
 
 export async function checkDkim(resolver: DiagnosticResolver, domain: string, selectors: readonly DkimSelector[]): Promise<CheckResult[]> {
-  return Promise.all(selectors.map(async ({ selector, expectedRecord }): Promise<CheckResult> => {
+  return Promise.all(selectors.map(async ({ selector, expectedRecord, algorithm }): Promise<CheckResult> => {
     const id = `dns.dkim.${selector}`;
     const name = `${selector}._domainkey.${domain}`;
-    const set = `publish TXT ${name} "${expectedRecord ?? 'v=DKIM1; k=<rsa|ed25519>; p=<public key from the server>'}" (run \`pulumi up\`)`;
+    const k = algorithm === 'ed25519-sha256' ? 'ed25519' : algorithm === 'rsa-sha256' ? 'rsa' : '<rsa|ed25519>';
+    const set = expectedRecord
+      ? `publish TXT ${name} "${expectedRecord}" (run \`pulumi up\`)`
+      : `publish TXT ${name} "v=DKIM1; k=${k}; p=<public key>" with the key the server signs with: \`pulumi up\` publishes it, and \`postern doctor --local\` on the host prints the exact record`;
     const records = (await resolver.txt(name)).filter((t) => /^\s*v\s*=\s*DKIM1/i.test(t) || /(^|;)\s*p\s*=/i.test(t));
     if (records.length === 0) return fail(id, `no DKIM key at ${name}: receivers cannot verify mail signed with selector ${selector}, so DMARC fails unless SPF aligns`, set);
     if (records.length > 1) return fail(id, `${records.length} DKIM records at ${name} (exactly one is allowed)`, set);

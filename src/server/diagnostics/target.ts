@@ -45,7 +45,9 @@ export function targetFromStack(stack: StackConfig, facts: { ipv4: string; ipv6?
     dmarc: dmarc && dmarc.type === 'TXT' ? dmarc.value : `v=DMARC1; p=${stack.dmarc.policy}`,
     dkim: dkimSelectors(stack).map((sel) => {
       const key = facts.dkimPublicKeys?.find((k) => k.selector === sel.selector && k.algorithm === sel.algorithm);
-      return key ? { selector: sel.selector, expectedRecord: dkimTxtValue(sel.algorithm, dkimPublicValue(sel.selector, sel.algorithm, key.publicKey)) } : { selector: sel.selector };
+      return key
+        ? { selector: sel.selector, algorithm: sel.algorithm, expectedRecord: dkimTxtValue(sel.algorithm, dkimPublicValue(sel.selector, sel.algorithm, key.publicKey)) }
+        : { selector: sel.selector, algorithm: sel.algorithm };
     }),
     mtaSts: { mode: stack.mtaSts.mode, policy, id },
     relayConfigured: stack.relay !== undefined,
@@ -66,7 +68,7 @@ export function targetFromServerConfig(config: ServerConfig, facts: { ipv4: stri
     ...(facts.ipv6 ? { ipv6: facts.ipv6 } : {}),
     spf: spfValue({}, facts.ipv4, facts.ipv6),
     dmarc,
-    dkim: facts.dkimPublicKeys.map((k) => ({ selector: k.selector, expectedRecord: dkimTxtValue(k.algorithm, dkimPublicValue(k.selector, k.algorithm, k.publicKey)) })),
+    dkim: facts.dkimPublicKeys.map((k) => ({ selector: k.selector, algorithm: k.algorithm, expectedRecord: dkimTxtValue(k.algorithm, dkimPublicValue(k.selector, k.algorithm, k.publicKey)) })),
     mtaSts: { mode: config.mtaSts.mode, ...(policy ? { policy, id: mtaStsPolicyId(policy) } : {}) },
     relayConfigured: config.relay !== undefined,
   };
