@@ -89,7 +89,8 @@ export const stackConfigSchema = z.strictObject({
     const r = parseCidr(s);
     return r.ok ? r.cidr : custom(ctx, s, r.reason);
   }), { error: 'expected a list of CIDR blocks allowed to reach SSH, like ["203.0.113.7/32"]' })
-    .min(1, 'expected at least one CIDR block allowed to reach SSH, like ["203.0.113.7/32"]'),
+    .min(1, 'expected at least one CIDR block allowed to reach SSH, like ["203.0.113.7/32"]')
+    .max(100, 'expected at most 100 CIDR blocks (DigitalOcean firewalls hold few sources per rule)'),
   allowSshFromAnywhere: bool('allow SSH from 0.0.0.0/0 and ::/0').default(false),
   sshPublicKey: z.string({ error: 'expected an OpenSSH public key line like "ssh-ed25519 AAAA... you@laptop"' })
     .transform((s) => s.trim())
@@ -102,7 +103,7 @@ export const stackConfigSchema = z.strictObject({
     quota: z.union([z.number(), z.string()], { error: 'expected a size like "2GB", "500MiB" or a number of bytes (0 = unlimited)' })
       .transform((v, ctx) => parseByteSize(v) ?? custom(ctx, v, 'expected a size like "2GB", "500MiB" or a number of bytes (0 = unlimited)'))
       .default(0),
-  }), { error: 'expected a list of users' }).min(1, 'expected at least one user'),
+  }), { error: 'expected a list of users' }).min(1, 'expected at least one user').max(10000, 'expected at most 10000 users'),
   aliases: z.record(
     z.string(),
     z.union([z.string(), z.array(z.string()).min(1, 'expected at least one target address')], { error: 'expected a target address or a list of target addresses' }),
@@ -172,6 +173,7 @@ function crossCheck(v: Parsed, raw: Record<string, unknown>, errors: string[]): 
   }
   const userAddresses = new Set<string>();
   v.users.forEach((u, i) => {
+    if (u.address === '') return; // an entry already reported as unreadable
     if (!u.address.endsWith(`@${domain}`)) {
       errors.push(`${at(['users', i, 'address'])}: found ${showValue((raw.users as Record<string, unknown>[])[i]?.address)}; expected an address @${domain}`);
     }
@@ -309,9 +311,7 @@ function partialParse(input: unknown): Parsed | undefined {
   if (Array.isArray(raw.adminCidrs)) {
     out.adminCidrs = raw.adminCidrs.map((c) => (typeof c === 'string' && parseCidr(c).ok ? (parseCidr(c) as { cidr: string }).cidr : ''));
   }
-  const parsed = out as Parsed;
-  parsed.users = parsed.users.filter((u) => u.address !== '');
-  return parsed;
+  return out as Parsed;
 }
 
 function neutral(key: string): unknown {
@@ -321,6 +321,26 @@ function neutral(key: string): unknown {
     mtaSts: { mode: 'testing', maxAge: 604800 }, tlsRpt: {}, acme: { caaIdentity: 'invalid.invalid' },
   };
   return neutrals[key];
+}
+
+const isSecure = (v: unknown): boolean => !!v && typeof v === 'object' && !Array.isArray(v) &&
+  Object.keys(v).length === 1 && typeof (v as Record<string, unknown>).secure === 'string';
+
+/** Encrypted values where Postern expects plain ones (only relay.password is a secret). */
+function misplacedSecrets(config: Record<string, unknown>): string[] {
+  const found: string[] = [];
+  const walk = (v: unknown, path: PropertyKey[], depth: number): void => {
+    if (depth > 8 || !v || typeof v !== 'object') return;
+    if (isSecure(v)) {
+      if (!(path.length === 2 && path[0] === 'relay' && path[1] === 'password')) {
+        found.push(`${formatPath(path, PREFIX)}: found an encrypted value; expected a plain value (only postern:relay.password is a secret: set this key without --secret)`);
+      }
+      return;
+    }
+    for (const [k, child] of Object.entries(v)) walk(child, [...path, Array.isArray(v) ? Number(k) : k], depth + 1);
+  };
+  walk(config, [], 0);
+  return found;
 }
 
 /**
@@ -345,7 +365,11 @@ export function parseStackFile(yamlText: string): ParseResult<StackConfig> {
     if (key.startsWith(PREFIX)) mine[key.slice(PREFIX.length)] = value;
     else if (!key.includes(':')) errors.push(`${key}: unknown key (Pulumi config keys are namespaced: did you mean "${PREFIX}${key}"?)`);
   }
+  const secrets = misplacedSecrets(mine);
+  errors.push(...secrets);
   const r = parseStackConfig(mine);
   if (r.ok && errors.length === 0) return r;
-  return { ok: false, errors: [...errors, ...(r.ok ? [] : r.errors)] };
+  // The schema's own complaint about such a value says less than the line above: keep one line per problem.
+  const said = secrets.map((e) => `${e.slice(0, e.indexOf(': found '))}: found {"secure":`);
+  return { ok: false, errors: [...errors, ...(r.ok ? [] : r.errors.filter((e) => !said.some((p) => e.startsWith(p))))] };
 }

@@ -178,6 +178,15 @@ for (const [name, patch, expected] of invalid) {
   test(`refused: ${name}`, () => { assert.deepEqual(errors(patch), expected); });
 }
 
+test('an unreadable user does not shift the positions named for the others', () => {
+  const errs = errors((c) => { c.users = [{ address: 'x' }, { ...user(c), address: 'bob@example.org' }]; });
+  assert.deepEqual(errs, [
+    'postern:users[0].address: found "x"; expected an email address like name@example.com',
+    'postern:users[0].passwordHash: found nothing; expected an argon2id PHC string like $argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>',
+    'postern:users[1].address: found "bob@example.org"; expected an address @example.com',
+  ]);
+});
+
 test('every problem is reported at once', () => {
   const errs = errors((c) => {
     c.region = 'mars'; c.adminCidrs = ['0.0.0.0/0']; user(c).address = 'alice@example.net'; c.dmarc = { policy: 'strict' }; c.tlsrpt = {};
@@ -214,6 +223,10 @@ test('stack files: provider keys are left alone, bare keys and bad YAML are refu
   const bad = parseStackFile('config:\n  postern:domain: [\n');
   assert.equal(bad.ok, false);
   assert.match(bad.ok ? '' : bad.errors[0]!, /^stack file: not valid YAML: /);
+  assert.deepEqual(parseStackFile(`${head + body.replace(`postern:sshPublicKey: ${KEY}`, 'postern:sshPublicKey:\n    secure: v1:abc')}`), {
+    ok: false, errors: ['postern:sshPublicKey: found an encrypted value; expected a plain value (only postern:relay.password is a secret: set this key without --secret)'],
+  });
+  assert.ok(parseStackFile(`${head + body}  postern:relay:\n    host: smtp.relay.example\n    username: u\n    password:\n      secure: v1:abc\n`).ok);
   const dup = parseStackFile('config:\n  postern:domain: a.example\n  postern:domain: b.example\n');
   assert.match(dup.ok ? '' : dup.errors[0]!, /^stack file: not valid YAML: Map keys must be unique/);
 });
