@@ -2,6 +2,7 @@
 // domain's own A/AAAA when it has no MX (implicit MX); a null MX (RFC 7505) means the domain takes no mail.
 import type { promises as dnsPromises } from 'node:dns';
 import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
 
 /** The DNS lookups the queue needs; node:dns's promises Resolver (with settable servers) fits. */
 export type QueueResolver = Pick<dnsPromises.Resolver, 'resolveMx' | 'resolve4' | 'resolve6' | 'resolveTxt' | 'resolve'>;
@@ -49,7 +50,8 @@ function shuffleEqualPreferences<T extends { priority: number }>(records: T[], r
 }
 
 export async function resolveMxRoute(resolver: QueueResolver, domain: string, random: () => number = Math.random): Promise<MxRoute> {
-  const name = domain.toLowerCase().replace(/\.$/, '');
+  // IDN domains (SMTPUTF8 mail) are looked up by their A-label.
+  const name = domainToASCII(domain.toLowerCase().replace(/\.$/, ''));
   if (!HOST_NAME.test(name)) return { kind: 'permanent', reason: `${JSON.stringify(domain.slice(0, 80))} is not a domain name we can deliver to` };
   let mx: { exchange: string; priority: number }[];
   try {

@@ -223,69 +223,79 @@ export class Scheduler {
 
   /** One worker: resolves the route once, then delivers jobs for this destination until none are left. */
   private async work(d: Destination): Promise<void> {
-    let route: Route | null = null;
-    let session: OutboundSession | null = null;
+    let state: { route: Route | null; session: OutboundSession | null } = { route: null, session: null };
     try {
       while (d.jobs.length && !this.stopping) {
         const job = d.jobs.shift()!;
-        const entry = this.entries.get(job.entryId) ?? (await this.o.spool.load(job.entryId));
-        if (!entry) { this.release(job); continue; }
-        route ??= await this.route(d, entry);
-        if (route.kind !== 'targets') {
-          const reason = route.reason;
-          const outcomes = job.recipients.map((address): RecipientOutcome => ({ address, ok: false, permanent: route!.kind === 'permanent', reply: reason }));
-          await this.record(entry, outcomes, null, route.kind === 'permanent' ? route.status : '4.4.3');
-          this.release(job);
-          continue;
-        }
-        let connectError = '';
-        let reused = Boolean(session?.usable);
-        if (!session?.usable) {
-          session = this.takeIdle(d.key);
-          reused = session !== null;
-          if (!session) {
-            const opened = await this.connect(entry, route.targets);
-            session = opened.session;
-            connectError = opened.error;
-          }
-        }
-        if (!session) {
-          const outcomes = job.recipients.map((address): RecipientOutcome => ({ address, ok: false, permanent: false, reply: connectError }));
-          await this.record(entry, outcomes, null, '4.4.1');
-          this.release(job);
-          // Every host refused us: the other jobs for this destination would fail the same way now.
-          for (const other of d.jobs.splice(0)) {
-            const e = this.entries.get(other.entryId) ?? (await this.o.spool.load(other.entryId));
-            if (e) await this.record(e, other.recipients.map((address) => ({ address, ok: false, permanent: false, reply: connectError })), null, '4.4.1');
-            this.release(other);
-          }
-          break;
-        }
-        let message: Buffer;
         try {
-          message = await this.o.spool.readOutbound(entry.id);
+          state = await this.deliverJob(d, job, state.route, state.session);
         } catch (err) {
-          this.warn(`cannot read queued message ${entry.id}: ${(err as Error).message}`);
+          // Disk or state trouble: keep the recipients queued, but not due again for a minute (no busy loop).
+          this.warn(`delivery of ${job.entryId} to ${job.recipients.join(', ')} failed: ${(err as Error).message}`);
+          const e = this.entries.get(job.entryId);
+          for (const r of e?.recipients ?? []) if (job.recipients.includes(r.address)) r.nextAttemptAt = this.now() + MINUTE;
+          state.session?.close();
+          state = { route: state.route, session: null };
           this.release(job);
-          continue;
         }
-        let result = await session.send(entry.envelope.from, job.recipients, message);
-        if (result.connectionLost && reused && !result.messageStarted) {
-          // A reused session may have been closed by the server while idle; nothing of the message went out,
-          // so one fresh connection is tried before this counts as a failed attempt.
-          const opened = await this.connect(entry, route.targets);
-          if (opened.session) {
-            session = opened.session;
-            result = await session.send(entry.envelope.from, job.recipients, message);
-          }
-        }
-        await this.record(entry, result.outcomes, session, '4.0.0', route.sts);
-        this.release(job);
-        if (result.connectionLost) session = null;
       }
     } finally {
-      if (session?.usable) this.putIdle(d.key, session);
+      if (state.session?.usable) this.putIdle(d.key, state.session);
     }
+  }
+
+  /** Delivers one job; returns the route and the session to use for the next job of this destination. */
+  private async deliverJob(d: Destination, job: Job, knownRoute: Route | null, current: OutboundSession | null): Promise<{ route: Route | null; session: OutboundSession | null }> {
+    let session = current;
+    const entry = this.entries.get(job.entryId) ?? (await this.o.spool.load(job.entryId));
+    if (!entry) {
+      this.release(job);
+      return { route: knownRoute, session };
+    }
+    const route = knownRoute ?? await this.route(d, entry);
+    if (route.kind !== 'targets') {
+      const outcomes = job.recipients.map((address): RecipientOutcome => ({ address, ok: false, permanent: route.kind === 'permanent', reply: route.reason }));
+      await this.record(entry, outcomes, null, route.kind === 'permanent' ? route.status : '4.4.3');
+      this.release(job);
+      return { route, session };
+    }
+    let connectError = '';
+    let reused = Boolean(session?.usable);
+    if (!session?.usable) {
+      session = this.takeIdle(d.key);
+      reused = session !== null;
+      if (!session) {
+        const opened = await this.connect(entry, route.targets);
+        session = opened.session;
+        connectError = opened.error;
+      }
+    }
+    if (!session) {
+      const outcomes = job.recipients.map((address): RecipientOutcome => ({ address, ok: false, permanent: false, reply: connectError }));
+      await this.record(entry, outcomes, null, '4.4.1');
+      this.release(job);
+      // Every host refused us: the other jobs for this destination would fail the same way now.
+      for (const other of d.jobs.splice(0)) {
+        const e = this.entries.get(other.entryId) ?? (await this.o.spool.load(other.entryId));
+        if (e) await this.record(e, other.recipients.map((address) => ({ address, ok: false, permanent: false, reply: connectError })), null, '4.4.1');
+        this.release(other);
+      }
+      return { route, session: null };
+    }
+    const message = await this.o.spool.readOutbound(entry.id);
+    let result = await session.send(entry.envelope.from, job.recipients, message);
+    if (result.connectionLost && reused && !result.messageStarted) {
+      // A reused session may have been closed by the server while idle; nothing of the message went out,
+      // so one fresh connection is tried before this counts as a failed attempt.
+      const opened = await this.connect(entry, route.targets);
+      if (opened.session) {
+        session = opened.session;
+        result = await session.send(entry.envelope.from, job.recipients, message);
+      }
+    }
+    await this.record(entry, result.outcomes, session, '4.0.0', route.sts);
+    this.release(job);
+    return { route, session: result.connectionLost ? null : session };
   }
 
   private release(job: Job): void {

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { DeliveryOptions, DeliveryResult, DeliveryStore, RecipientResolution } from '../../../src/server/store/api.ts';
 import type { Trace } from '../../../src/server/trace/api.ts';
 import { openTrace } from '../../../src/server/trace/sqlite-trace.ts';
+import { resolveMxRoute } from '../../../src/server/queue/mx.ts';
 import { createQueue } from '../../../src/server/queue/service.ts';
 import type { QueueDeps, QueueModule } from '../../../src/server/queue/service.ts';
 import type { StsPolicy } from '../../../src/server/queue/mta-sts.ts';
@@ -86,6 +87,8 @@ before(async () => {
     'sts MX 10 mx.sts', `mx.sts A ${base}.1`,
     'stsnames MX 10 mx.pf',
     'relay A 127.0.0.1',
+    `relay465 A ${base}.5`,
+    `implicit A ${base}.9`,
   ]);
   resolver = new Resolver({ timeout: 2000, tries: 1 });
   resolver.setServers([`127.0.0.1:${knot.port}`]);
@@ -143,6 +146,18 @@ async function submit(q: QueueModule, from: string, to: string[], subject: strin
 }
 
 describe('outbound queue', () => {
+  it('finds where mail goes: MX, implicit MX from an A record, null MX, missing domain, IDN', async () => {
+    assert.deepEqual(await resolveMxRoute(resolver, 'PF.test'), { kind: 'hosts', implicit: false, hosts: [{ name: 'mx.pf.test', addresses: [`${base}.1`] }] });
+    assert.deepEqual(await resolveMxRoute(resolver, 'implicit.test'), { kind: 'hosts', implicit: true, hosts: [{ name: 'implicit.test', addresses: [`${base}.9`] }] });
+    const nullMx = await resolveMxRoute(resolver, 'nomail.test');
+    assert.equal(nullMx.kind, 'permanent');
+    const missing = await resolveMxRoute(resolver, 'missing.test');
+    assert.deepEqual(missing, { kind: 'permanent', reason: 'domain missing.test does not exist (NXDOMAIN)' });
+    const idn = await resolveMxRoute(resolver, 'bücher.test');
+    assert.deepEqual(idn, { kind: 'permanent', reason: 'domain xn--bcher-kva.test does not exist (NXDOMAIN)' }, 'looked up by its A-label');
+    assert.equal((await resolveMxRoute(resolver, '[192.0.2.1]')).kind, 'permanent');
+  });
+
   it('delivers to Postfix found through MX, over STARTTLS with a verified certificate under MTA-STS enforce, reusing connections', async () => {
     policies.set('pf.test', { mode: 'enforce', mx: ['mx.pf.test'] });
     const store = new FileStore(join(root, 'store-pf'));
@@ -335,5 +350,21 @@ describe('outbound queue', () => {
     assert.equal(e.recipients[0]!.status, 'queued');
     assert.match(e.recipients[0]!.lastResult ?? '', /535/);
     assert.equal(relay.received.filter((x) => /Subject: relayed-2/.test(x.data)).length, 0);
+  });
+
+  it('relay mode on port 465 uses implicit TLS', async () => {
+    const relayCert = pki.issue('relay465', ['relay465.test']);
+    const relay = await startScriptedRemote({ host: `${base}.5`, port: 465, implicitTls: true, key: relayCert.key, cert: relayCert.cert, auth: { user: 'postern', pass: 'pw465' } });
+    remotes.push(relay);
+    const passwordFile = join(root, 'relay465-password');
+    await writeFile(passwordFile, 'pw465\n', { mode: 0o600 });
+    const { q } = makeQueue('relay465', new FileStore(join(root, 'store-relay465')), {
+      config: { hostname: 'mail.home.test', limits, relay: { host: 'relay465.test', port: 465, username: 'postern', passwordFile } },
+    });
+    await q.service.start();
+    await submit(q, 'alice@home.test', ['quinn@pf.test'], 'relayed-465');
+    const m = await waitFor('message at the 465 smarthost', () => relay.received.find((x) => /Subject: relayed-465/.test(x.data)));
+    assert.equal(m.secure, true);
+    assert.equal(m.user, 'postern');
   });
 });

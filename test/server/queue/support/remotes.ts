@@ -29,6 +29,8 @@ export interface ScriptOptions {
   rcptReply?: (address: string, n: number) => string | undefined;
   /** Require AUTH (relay): only this user and password. */
   auth?: { user: string; pass: string };
+  /** TLS from the first byte (port 465) instead of STARTTLS. */
+  implicitTls?: boolean;
 }
 
 export async function startScriptedRemote(opts: ScriptOptions): Promise<ScriptedRemote> {
@@ -39,6 +41,7 @@ export async function startScriptedRemote(opts: ScriptOptions): Promise<Scripted
   const options: SMTPServerOptions = {
     key: opts.key,
     cert: opts.cert,
+    secure: Boolean(opts.implicitTls),
     name: 'remote.test',
     size: 10 * 1024 * 1024,
     disabledCommands: opts.auth ? [] : ['AUTH'],
