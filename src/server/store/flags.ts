@@ -41,11 +41,14 @@ export function keywordsFromColumn(col: string): string[] {
   return col.length ? col.trim().split(' ') : [];
 }
 
+const SYSTEM_BITS: ReadonlyArray<readonly [string, number]> = SYSTEM_FLAGS.map((f) => [f, FLAG_BITS[f.toLowerCase()]!] as const);
+// Large FETCH FLAGS answers map the same few bit masks over and over: build each system-flag list once.
+const BIT_LISTS: ReadonlyArray<readonly string[]> = Array.from({ length: 32 }, (_, bits) => SYSTEM_BITS.filter(([, b]) => bits & b).map(([f]) => f));
+
 export function flagList(bits: number, keywordsCol: string): string[] {
-  const out: string[] = [];
-  for (const f of SYSTEM_FLAGS) if (bits & FLAG_BITS[f.toLowerCase()]!) out.push(f);
-  if (keywordsCol.length) for (const k of keywordsFromColumn(keywordsCol)) out.push(k);
-  return out;
+  const sys = BIT_LISTS[bits & 31]!;
+  if (keywordsCol.length === 0) return sys.slice();
+  return [...sys, ...keywordsFromColumn(keywordsCol)];
 }
 
 export function applyFlags(mode: 'add' | 'remove' | 'replace', cur: StoredFlags, op: StoredFlags): StoredFlags {

@@ -37,8 +37,11 @@ export async function ensureMaildir(dir: string): Promise<void> {
   for (const sub of ['cur', 'new', 'tmp']) await fsp.mkdir(path.join(dir, sub), { recursive: true, mode: 0o700 });
 }
 
-/** Writes bytes durably into `<dir>/cur/<name>` and returns the name. */
-export async function writeMessageFile(dir: string, bytes: Buffer, info: string): Promise<string> {
+/**
+ * Writes bytes into `<dir>/cur/<name>` (file fsynced, renamed) and returns the name. With `syncDir` false the
+ * caller must fsync `<dir>/cur` itself before relying on the name (group commit does it once per batch).
+ */
+export async function writeMessageFile(dir: string, bytes: Buffer, info: string, syncDir = true): Promise<string> {
   const name = newFileName(bytes.length, info);
   const tmp = path.join(dir, 'tmp', name);
   let fh;
@@ -59,7 +62,7 @@ export async function writeMessageFile(dir: string, bytes: Buffer, info: string)
   }
   await fh.close();
   await fsp.rename(tmp, path.join(dir, 'cur', name));
-  await fsyncDir(path.join(dir, 'cur'));
+  if (syncDir) await fsyncDir(path.join(dir, 'cur'));
   return name;
 }
 

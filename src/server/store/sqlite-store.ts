@@ -8,7 +8,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import type { Logger } from 'pino';
 import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags } from './flags.ts';
 import { accountDir, fsyncDir, linkMessageFile, writeMessageFile, ensureMaildir } from './maildir.ts';
-import { parseMessage, toCrlf } from './mime.ts';
+import { parseMessage, toCrlf, type ParsedMessage } from './mime.ts';
 import { folderName, normalizeAddress, normalizeMailboxName } from './names.ts';
 import { DUMMY_HASH, verifyPasswordHash } from './password.ts';
 import { openSchema } from './schema.ts';
@@ -42,6 +42,11 @@ interface MailboxRow {
 interface MessageRow {
   id: number; uid: number; content_id: number; file: string; flags: number; keywords: string; modseq: number;
   size: number; internal_date: number; internal_zone: number;
+}
+interface PendingAppend {
+  mailboxId: number; bytes: Buffer; parsed: ParsedMessage; bits: number; keywords: string; date: number; zone: number;
+  dir: string; file: string; origin: unknown;
+  resolve: (r: AppendResult) => void; reject: (err: unknown) => void;
 }
 interface AccountRow { address: string; name: string; password_hash: string; quota_bytes: number; used_bytes: number; message_count: number; active: number; initialized: number }
 
@@ -94,6 +99,8 @@ export class SqliteStore implements MailStore {
   private readonly locks = new Set<number>();
   private readonly pendingWrites = new Set<Promise<unknown>>();
   private readonly stmts = new Map<string, StatementSync>();
+  private readonly commitQueue: PendingAppend[] = [];
+  private committing = false;
   private closed = false;
 
   constructor(opts: SqliteStoreOptions) {
@@ -531,8 +538,7 @@ export class SqliteStore implements MailStore {
     return r.highest_modseq;
   }
 
-  private insertContent(bytes: Buffer): number {
-    const parsed = parseMessage(bytes);
+  private insertContent(bytes: Buffer, parsed: ParsedMessage = parseMessage(bytes)): number {
     const c = this.q('INSERT INTO contents(size, sent_day, header, envelope, body_structure) VALUES (?, ?, ?, ?, ?) RETURNING id')
       .get(bytes.length, parsed.sentDay, bytes.subarray(0, parsed.headerEnd), JSON.stringify(parsed.envelope), JSON.stringify(parsed.bodyStructure)) as { id: number };
     this.q('INSERT INTO fts(rowid, headers, body) VALUES (?, ?, ?)').run(c.id, parsed.headerText, parsed.bodyText);
@@ -570,24 +576,68 @@ export class SqliteStore implements MailStore {
     const zone = options.internalDateZone ?? -date.getTimezoneOffset();
     const mb = this.mailboxById(mailboxId);
     this.checkQuota(mb.account, bytes.length);
+    const parsed = parseMessage(bytes); // outside the write transaction: parsing is the CPU-heavy part
     const dir = path.join(accountDir(this.mailRoot, mb.account), mb.folder);
-    const file = await writeMessageFile(dir, bytes, maildirInfo(flags.bits));
-    let meta: MessageMeta;
-    let highest: number;
-    try {
-      [meta, highest] = this.tx(() => {
-        const cur = this.mailboxById(mailboxId); // still there after the await?
-        this.chargeQuota(cur.account, bytes.length, 1);
-        const contentId = this.insertContent(bytes);
-        const m = this.insertMessage(cur, contentId, file, flags.bits, keywordsColumn(flags.keywords), bytes.length, date.getTime(), zone);
-        return [m, m.modseq] as const;
-      });
-    } catch (err) {
-      await fsp.rm(path.join(dir, 'cur', file), { force: true });
-      throw err;
-    }
-    this.notifier.emit({ type: 'exists', mailboxId, messages: [meta], highestModseq: highest, origin });
-    return { uid: meta.uid, uidValidity: mb.uid_validity, modseq: meta.modseq };
+    const file = await writeMessageFile(dir, bytes, maildirInfo(flags.bits), false);
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.commitQueue.push({ mailboxId, bytes, parsed, bits: flags.bits, keywords: keywordsColumn(flags.keywords), date: date.getTime(), zone, dir, file, origin, resolve, reject });
+      this.runCommits();
+    });
+  }
+
+  /**
+   * Group commit: appends that finished writing their file while the previous batch was committing share one
+   * folder fsync and one SQLite transaction (each in its own savepoint, so one refusal fails only itself).
+   */
+  private runCommits(): void {
+    if (this.committing) return;
+    this.committing = true;
+    void (async () => {
+      while (this.commitQueue.length) {
+        const batch = this.commitQueue.splice(0);
+        try {
+          await Promise.all([...new Set(batch.map((b) => path.join(b.dir, 'cur')))].map((d) => fsyncDir(d)));
+        } catch (err) {
+          await Promise.all(batch.map((b) => fsp.rm(path.join(b.dir, 'cur', b.file), { force: true })));
+          for (const b of batch) b.reject(err);
+          continue;
+        }
+        const done: Array<{ b: PendingAppend; meta?: MessageMeta; uidValidity?: number; err?: unknown }> = [];
+        try {
+          this.db.exec('BEGIN IMMEDIATE');
+          for (const b of batch) {
+            this.db.exec('SAVEPOINT one_append');
+            try {
+              const cur = this.mailboxById(b.mailboxId); // still there after the awaits?
+              this.chargeQuota(cur.account, b.bytes.length, 1);
+              const contentId = this.insertContent(b.bytes, b.parsed);
+              const meta = this.insertMessage(cur, contentId, b.file, b.bits, b.keywords, b.bytes.length, b.date, b.zone);
+              this.db.exec('RELEASE one_append');
+              done.push({ b, meta, uidValidity: cur.uid_validity });
+            } catch (err) {
+              this.db.exec('ROLLBACK TO one_append');
+              this.db.exec('RELEASE one_append');
+              done.push({ b, err });
+            }
+          }
+          this.db.exec('COMMIT');
+        } catch (err) {
+          if (this.db.isTransaction) this.db.exec('ROLLBACK');
+          for (const d of done) { d.meta = undefined; d.err = err; }
+          if (done.length < batch.length) for (const b of batch.slice(done.length)) done.push({ b, err });
+        }
+        for (const d of done) {
+          if (d.meta) {
+            this.notifier.emit({ type: 'exists', mailboxId: d.b.mailboxId, messages: [d.meta], highestModseq: d.meta.modseq, origin: d.b.origin });
+            d.b.resolve({ uid: d.meta.uid, uidValidity: d.uidValidity!, modseq: d.meta.modseq });
+          } else {
+            await fsp.rm(path.join(d.b.dir, 'cur', d.b.file), { force: true });
+            d.b.reject(d.err);
+          }
+        }
+      }
+      this.committing = false;
+    })();
   }
 
   /** Early refusal before writing a file; the transaction checks again. */
