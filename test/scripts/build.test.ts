@@ -7,10 +7,13 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import nodemailer from 'nodemailer';
+import { ensureDebianPackages } from '../support/debian.ts';
 import { fetchUrl } from '../support/https-fetch.ts';
 import { REPO_ROOT, startPostern } from '../support/postern-process.ts';
 import type { PosternProcess } from '../support/postern-process.ts';
 
+ensureDebianPackages(['curl']);
 const run = promisify(execFile);
 let dir: string;
 let out: string;
@@ -43,6 +46,21 @@ test('the CLI bundle runs serve --dev outside the repository and serves the MTA-
   const mobile = await fetchUrl(`${p.urls.get('https')}/.mobileconfig`, { ca });
   assert.equal(mobile.headers['content-type'], 'application/x-apple-aspen-config');
   assert.match(p.stderr(), /INFO: server started/, 'pretty logs work without worker transports');
+  // The bundled mail path (smtp-server, pipeline with mailauth, store, IMAP) works too.
+  const password = /^\s+password\s+(\S+)$/m.exec(p.stdout())![1]!;
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1', port: Number(new URL(p.urls.get('smtps')!).port), secure: true,
+    auth: { user: 'postmaster@example.test', pass: password }, tls: { ca, servername: 'mail.example.test' },
+  });
+  await transport.sendMail({ from: 'postmaster@example.test', to: 'postmaster@example.test', subject: 'bundled', text: 'hi' });
+  transport.close();
+  let message = '';
+  for (let i = 0; i < 50 && !message.includes('bundled'); i++) {
+    if (i) await new Promise((r) => setTimeout(r, 100));
+    message = (await run('curl', ['-sS', '--cacert', join(dir, 'state', 'tls', 'cert.pem'), '-u', `postmaster@example.test:${password}`,
+      `${p.urls.get('imaps')}/INBOX;UID=1`])).stdout;
+  }
+  assert.match(message, /^Subject: bundled\r?$/m);
   p.child.kill('SIGTERM');
   assert.equal(await p.exited, 0);
 });
