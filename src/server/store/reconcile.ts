@@ -68,17 +68,29 @@ export async function reconcile(store: SqliteStore, logger: Logger): Promise<Rec
         report.missing.push({ account, mailbox: mb.name, uid: r.uid, file: rel });
         logger.error({ account, mailbox: mb.name, uid: r.uid, file: rel }, 'message file missing for an index row');
       }
+      let batch: Array<{ file: string; raw: Buffer; bits: number; date: number }> = [];
+      let batchBytes = 0;
+      const flush = () => {
+        if (!batch.length) return;
+        store.adoptFiles(mb.id, batch);
+        for (const b of batch) {
+          const rel = path.relative(stateDir, path.join(dir, 'cur', b.file));
+          report.indexed.push(rel);
+          logger.warn({ account, mailbox: mb.name, file: rel }, 'message file without an index row: indexed');
+        }
+        batch = [];
+        batchBytes = 0;
+      };
       for (const file of [...onDisk].sort()) {
         const full = path.join(dir, 'cur', file);
-        const rel = path.relative(stateDir, full);
         const st = await fsp.stat(full);
         if (!st.isFile()) continue;
-        if (st.size > MAX_FILE_BYTES || st.size === 0) { logger.error({ file: rel, size: st.size }, 'message file without an index row is empty or too large; left alone'); continue; }
-        const raw = await fsp.readFile(full);
-        store.adoptFile(mb.id, file, raw, bitsFromMaildirInfo(file), st.mtimeMs);
-        report.indexed.push(rel);
-        logger.warn({ account, mailbox: mb.name, file: rel }, 'message file without an index row: indexed');
+        if (st.size > MAX_FILE_BYTES || st.size === 0) { logger.error({ file: path.relative(stateDir, full), size: st.size }, 'message file without an index row is empty or too large; left alone'); continue; }
+        batch.push({ file, raw: await fsp.readFile(full), bits: bitsFromMaildirInfo(file), date: st.mtimeMs });
+        batchBytes += st.size;
+        if (batch.length >= 500 || batchBytes >= 64 * 1024 * 1024) flush();
       }
+      flush();
     }
   }
   return report;

@@ -833,19 +833,24 @@ export class SqliteStore implements MailStore {
   }
 
   /**
-   * Indexes a file already in `<folder>/cur/` (start-up reconciliation): never refused for quota, since the mail
-   * is already on disk and dropping it silently is worse than being over quota.
+   * Indexes files already in `<folder>/cur/` (start-up reconciliation, imports) in one transaction: never
+   * refused for quota, since the mail is already on disk and dropping it silently is worse than being over quota.
    */
-  adoptFile(mailboxId: number, file: string, raw: Buffer, bits: number, date: number): MessageMeta {
-    const bytes = toCrlf(raw);
-    const meta = this.tx(() => {
-      const mb = this.mailboxById(mailboxId);
-      this.chargeQuota(mb.account, bytes.length, 1, false);
-      const contentId = this.insertContent(bytes);
-      return this.insertMessage(mb, contentId, file, bits, '', bytes.length, Math.floor(date), -new Date(date).getTimezoneOffset());
+  adoptFiles(mailboxId: number, files: ReadonlyArray<{ file: string; raw: Buffer; bits: number; date: number }>): MessageMeta[] {
+    const prepared = files.map((f) => {
+      const bytes = toCrlf(f.raw);
+      return { ...f, bytes, parsed: parseMessage(bytes) };
     });
-    this.notifier.emit({ type: 'exists', mailboxId, messages: [meta], highestModseq: meta.modseq, origin: null });
-    return meta;
+    const metas = this.tx(() => {
+      const mb = this.mailboxById(mailboxId);
+      return prepared.map((f) => {
+        this.chargeQuota(mb.account, f.bytes.length, 1, false);
+        const contentId = this.insertContent(f.bytes, f.parsed);
+        return this.insertMessage(mb, contentId, f.file, f.bits, '', f.bytes.length, Math.floor(f.date), -new Date(f.date).getTimezoneOffset());
+      });
+    });
+    if (metas.length) this.notifier.emit({ type: 'exists', mailboxId, messages: metas, highestModseq: metas[metas.length - 1]!.modseq, origin: null });
+    return metas;
   }
 
   /** Creates a mailbox row for a folder found on disk (its name decoded from the folder name). */
