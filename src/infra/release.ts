@@ -48,13 +48,26 @@ export function checkReleasePath(path: string): string {
   return path;
 }
 
-/** sha256 hex of a file, streamed. */
+/**
+ * sha256 hex of a file, streamed. Remembered per process by (path, inode, size, mtime): one `up` hashes the
+ * 120 MB runtime in the program and again in the provider. The cache hangs off globalThis because this
+ * function is serialised into the provider, where a captured Map would not survive.
+ */
 export async function sha256File(file: string): Promise<string> {
   const { createHash } = await import('node:crypto');
   const { createReadStream } = await import('node:fs');
+  const { stat } = await import('node:fs/promises');
+  const st = await stat(file);
+  const key = `${file}\0${st.ino}\0${st.size}\0${st.mtimeMs}`;
+  const g = globalThis as { __posternSha256Cache?: Map<string, string> };
+  const cache = (g.__posternSha256Cache ??= new Map());
+  const known = cache.get(key);
+  if (known) return known;
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  const hex = hash.digest('hex');
+  cache.set(key, hex);
+  return hex;
 }
 
 async function bundleEntries(bundleDir: string): Promise<ReleaseEntry[]> {
@@ -74,6 +87,8 @@ async function bundleEntries(bundleDir: string): Promise<ReleaseEntry[]> {
         entries.push({ type: 'dir', path: checkReleasePath(rel), mode: 0o755 });
         await walk(full);
       } else if (d.isFile()) {
+        // Source maps are 60% of the bundle and unused on the host (the unit runs without --enable-source-maps).
+        if (d.name.endsWith('.map')) continue;
         const content = await fs.readFile(full);
         bytes += content.length;
         if (entries.length > MAX_BUNDLE_FILES || bytes > MAX_BUNDLE_BYTES) throw new Error(`${bundleDir}: more than ${MAX_BUNDLE_FILES} files or ${MAX_BUNDLE_BYTES} bytes`);

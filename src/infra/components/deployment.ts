@@ -2,7 +2,7 @@
 // the systemd unit into a release, and pushes it over SSH (providers/deploy.ts).
 import * as pulumi from '@pulumi/pulumi';
 import type { StackConfig } from '../../plan/stack-config.ts';
-import { renderServerConfig } from '../../plan/server-render.ts';
+import { renderServerConfig, type ServerFacts } from '../../plan/server-render.ts';
 import type { DkimAlgorithm } from '../../plan/dkim.ts';
 import { assembleRelease, type ReleaseFile } from '../release.ts';
 import { renderUnit } from '../host-templates.ts';
@@ -25,12 +25,16 @@ export interface DeploymentArgs {
   serviceUser: string;
 }
 
-/** Builds the release's files; paths inside the config are absolute paths under `<root>/current`. */
+/**
+ * Builds the release's files; paths inside the config are absolute paths under `<root>/current`. `listeners`
+ * overrides ports and address (tests run the real bundle on loopback high ports).
+ */
 export function releaseFiles(stack: StackConfig, paths: HostPaths, serviceUser: string, secrets: {
   certificatePem: string; certificateKeyPem: string; dkim: { selector: string; algorithm: DkimAlgorithm; privateKeyPem: string }[]; relayPassword?: string;
-}): ReleaseFile[] {
+}, listeners: Pick<ServerFacts, 'ports' | 'listenAddress'> = {}): ReleaseFile[] {
   const current = `${paths.root}/current`;
   const config = renderServerConfig(stack, {
+    ...listeners,
     stateDir: paths.stateDir,
     certFile: `${current}/tls/cert.pem`,
     keyFile: `${current}/tls/key.pem`,
