@@ -54,7 +54,7 @@ export function renderServerConfig(stack: StackConfig, facts: ServerFacts): Serv
     users: stack.users.map((u) => ({ address: u.address, name: u.name, passwordHash: u.passwordHash, quotaBytes: u.quotaBytes })),
     aliases: withRoleAliases(stack),
     dkim: facts.dkimKeyFiles.map((k) => ({ selector: k.selector, algorithm: k.algorithm, privateKeyFile: k.privateKeyFile })),
-    dmarc: { policy: stack.dmarc.policy, reportAddress: stack.dmarc.reportAddress },
+    dmarc: { policy: stack.dmarc.policy, reportAddress: stack.dmarc.reportAddress, inboundRejectAction: stack.dmarc.inboundRejectAction },
     mtaSts: { mode: stack.mtaSts.mode, maxAgeSeconds: stack.mtaSts.maxAge, policy: renderMtaStsPolicy(stack) },
     tlsRpt: { reportAddress: stack.tlsRpt.reportAddress },
     ...(stack.relay ? {
@@ -70,6 +70,7 @@ export function renderServerConfig(stack: StackConfig, facts: ServerFacts): Serv
       mobileconfig: renderMobileconfig(stack, clientPorts),
     },
     limits: { maxMessageBytes: stack.maxMessageBytes },
+    log: { level: stack.logLevel },
     ...(facts.dev !== undefined ? { dev: facts.dev } : {}),
   };
 }

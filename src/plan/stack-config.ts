@@ -38,7 +38,13 @@ export interface StackConfig {
   users: StackUser[];
   aliases: StackAlias[];
   dkim: { selectorPrefix: string; rsa: boolean; rsaBits: 2048 | 3072 | 4096; ed25519: boolean };
-  dmarc: { policy: 'none' | 'quarantine' | 'reject'; subdomainPolicy?: 'none' | 'quarantine' | 'reject'; reportAddress: string };
+  dmarc: {
+    policy: 'none' | 'quarantine' | 'reject';
+    subdomainPolicy?: 'none' | 'quarantine' | 'reject';
+    reportAddress: string;
+    /** Inbound mail failing DMARC of a sender whose policy is reject: refuse it in SMTP, or file it in Junk. */
+    inboundRejectAction: 'reject' | 'junk';
+  };
   mtaSts: { mode: 'none' | 'testing' | 'enforce'; maxAge: number };
   tlsRpt: { reportAddress: string };
   relay?: { host: string; port: number; username?: string; password?: SecretValue; spfInclude?: string };
@@ -46,6 +52,7 @@ export interface StackConfig {
   ephemeral: boolean;
   plaintextPorts: boolean;
   maxMessageBytes: number;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 }
 
 const custom = (ctx: { addIssue: (i: { code: 'custom'; message: string; input: unknown }) => void }, value: unknown, message: string): never => {
@@ -121,7 +128,8 @@ export const stackConfigSchema = z.strictObject({
     policy: policy.default('quarantine'),
     subdomainPolicy: policy.optional(),
     reportAddress: address().optional(),
-  }, { error: 'expected a map with policy, subdomainPolicy, reportAddress' }).prefault({}),
+    inboundRejectAction: z.enum(['reject', 'junk']).default('reject'),
+  }, { error: 'expected a map with policy, subdomainPolicy, reportAddress, inboundRejectAction' }).prefault({}),
   mtaSts: z.strictObject({
     mode: z.enum(['none', 'testing', 'enforce']).default('testing'),
     maxAge: z.union([z.number(), z.string()], { error: 'expected a duration like "7d" or seconds' })
@@ -152,6 +160,7 @@ export const stackConfigSchema = z.strictObject({
       const n = parseByteSize(v);
       return n !== undefined && n >= 1024 * 1024 && n <= 1024 * 1024 * 1024 ? n : custom(ctx, v, 'expected a size from 1MiB to 1GiB, like "50MB"');
     }).default(50 * 1024 * 1024),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 }, { error: 'expected a map of postern:* keys' });
 
 type Parsed = z.output<typeof stackConfigSchema>;
@@ -253,6 +262,7 @@ function crossCheck(v: Parsed, raw: Record<string, unknown>, errors: string[]): 
       policy: v.dmarc.policy,
       ...(v.dmarc.subdomainPolicy !== undefined ? { subdomainPolicy: v.dmarc.subdomainPolicy } : {}),
       reportAddress: v.dmarc.reportAddress ?? postmaster,
+      inboundRejectAction: v.dmarc.inboundRejectAction,
     },
     mtaSts: v.mtaSts,
     tlsRpt: { reportAddress: v.tlsRpt.reportAddress ?? postmaster },
@@ -267,7 +277,7 @@ function crossCheck(v: Parsed, raw: Record<string, unknown>, errors: string[]): 
       },
     } : {}),
     acme: { ca, directoryUrl, email: v.acme.email ?? postmaster, caaIdentity },
-    ephemeral: v.ephemeral, plaintextPorts: v.plaintextPorts, maxMessageBytes: v.maxMessageSize,
+    ephemeral: v.ephemeral, plaintextPorts: v.plaintextPorts, maxMessageBytes: v.maxMessageSize, logLevel: v.logLevel,
   };
 }
 
@@ -317,7 +327,7 @@ function partialParse(input: unknown): Parsed | undefined {
 function neutral(key: string): unknown {
   const neutrals: Record<string, unknown> = {
     adminCidrs: [], users: [], aliases: {}, allowSshFromAnywhere: true, ephemeral: false,
-    dkim: { selectorPrefix: 'postern', rsa: true, rsaBits: 2048, ed25519: true }, dmarc: { policy: 'quarantine' },
+    dkim: { selectorPrefix: 'postern', rsa: true, rsaBits: 2048, ed25519: true }, dmarc: { policy: 'quarantine', inboundRejectAction: 'reject' },
     mtaSts: { mode: 'testing', maxAge: 604800 }, tlsRpt: {}, acme: { caaIdentity: 'invalid.invalid' },
   };
   return neutrals[key];

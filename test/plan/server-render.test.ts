@@ -47,6 +47,8 @@ test('the example stack renders a server config the server accepts', () => {
   assert.match(c.clientConfig.autodiscoverXml, /<Server>mail\.example\.com<\/Server>/);
   assert.match(c.clientConfig.mobileconfig, /com\.apple\.mail\.managed/);
   assert.equal(c.limits.maxMessageBytes, 50 * 1024 * 1024);
+  assert.deepEqual(c.dmarc, { policy: 'quarantine', reportAddress: 'postmaster@example.com', inboundRejectAction: 'reject' });
+  assert.equal(c.log.level, 'info');
 });
 
 test('a stack\'s own postmaster alias wins; plaintext ports open 143 and 110; dev ports reach the client config', () => {

@@ -38,7 +38,8 @@ test('a minimal config gets every default', () => {
   assert.equal(s.hostname, 'mail.example.com');
   assert.equal(s.size, 's-1vcpu-1gb');
   assert.deepEqual(s.dkim, { selectorPrefix: 'postern', rsa: true, rsaBits: 2048, ed25519: true });
-  assert.deepEqual(s.dmarc, { policy: 'quarantine', reportAddress: 'postmaster@example.com' });
+  assert.deepEqual(s.dmarc, { policy: 'quarantine', reportAddress: 'postmaster@example.com', inboundRejectAction: 'reject' });
+  assert.equal(s.logLevel, 'info');
   assert.deepEqual(s.mtaSts, { mode: 'testing', maxAge: 604800 });
   assert.deepEqual(s.tlsRpt, { reportAddress: 'postmaster@example.com' });
   assert.deepEqual(s.acme, { ca: 'production', directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', email: 'postmaster@example.com', caaIdentity: 'letsencrypt.org' });
@@ -171,6 +172,10 @@ const invalid: [string, (c: Record<string, unknown>) => void, string[]][] = [
   ['unknown top-level key with a near name', (c) => { c.plaintextPort = true; }, ['postern:plaintextPort: unknown key (did you mean "plaintextPorts"?)']],
   ['unknown top-level key with no near name', (c) => { c.webmailTheme = 'dark'; }, ['postern:webmailTheme: unknown key']],
   ['zoneId malformed', (c) => { c.zoneId = 'example.com'; }, ['postern:zoneId: found "example.com"; expected a Cloudflare zone id (32 hex digits)']],
+  ['log level unknown', (c) => { c.logLevel = 'verbose'; }, ['postern:logLevel: found "verbose"; expected one of "trace", "debug", "info", "warn", "error", "fatal"']],
+  ['inbound DMARC action unknown', (c) => { c.dmarc = { inboundRejectAction: 'junkk' }; }, [
+    'postern:dmarc.inboundRejectAction: found "junkk"; expected one of "reject", "junk" (did you mean "junk"?)',
+  ]],
   ['message size too small', (c) => { c.maxMessageSize = '10KB'; }, ['postern:maxMessageSize: found "10KB"; expected a size from 1MiB to 1GiB, like "50MB"']],
 ];
 
