@@ -21,6 +21,7 @@ import type { MailStore } from './store/types.ts';
 import type { Trace } from './trace/api.ts';
 import { loadDkimKeys } from './pipeline/dkim-signer.ts';
 import { imapService, pop3Service, smtpService } from './protocol-services.ts';
+import { monitorService } from './diagnostics/monitor-service.ts';
 
 export type { ServerContext, ServiceFactory } from './context.ts';
 
@@ -42,6 +43,7 @@ export const factories: ServiceFactory[] = [
   smtpService,
   imapService,
   pop3Service,
+  monitorService,
 ];
 
 /** How long open connections may finish after SIGTERM/SIGINT before they are cut. */

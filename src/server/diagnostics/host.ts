@@ -83,19 +83,23 @@ export async function checkHost(input: HostCheckInput): Promise<CheckResult[]> {
     else results.push(ok('server.memory', desc));
   }
 
-  if (input.certFile) {
-    try {
-      const cert = new X509Certificate(await readFile(input.certFile));
-      const notAfter = new Date(cert.validTo);
-      const days = Math.floor((notAfter.getTime() - input.now.getTime()) / 86_400_000);
-      const covers = cert.checkHost(input.hostname) !== undefined;
-      if (!covers) results.push(fail('server.certificate', `${input.certFile} is not valid for ${input.hostname} (${cert.subjectAltName ?? cert.subject})`, `re-issue the certificate for ${input.hostname} with \`pulumi up\``));
-      else if (days < 0) results.push(fail('server.certificate', `${input.certFile} expired on ${notAfter.toISOString().slice(0, 10)}: renewal is not working`, 'run `pulumi up` to re-issue it, and read the renewal errors in `journalctl -u postern`'));
-      else if (days <= MIN_DAYS_LEFT) results.push(fail('server.certificate', `${input.certFile} expires in ${days} days: renewal (due at 30 days) is not working`, 'read the renewal errors in `journalctl -u postern`; `pulumi up` re-issues it'));
-      else results.push(ok('server.certificate', `certificate for ${input.hostname} has ${days} days left`));
-    } catch (err) {
-      results.push(fail('server.certificate', `cannot read certificate ${input.certFile}: ${(err as Error).message}`, 'redeploy with `pulumi up`'));
-    }
-  }
+  if (input.certFile) results.push(await checkCertificateFile(input.certFile, input.hostname, input.now));
   return results;
+}
+
+/** The certificate file the listeners serve: covers the host name and has more than MIN_DAYS_LEFT days left. */
+export async function checkCertificateFile(certFile: string, hostname: string, now: Date): Promise<CheckResult> {
+  const id = 'server.certificate';
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(await readFile(certFile));
+  } catch (err) {
+    return fail(id, `cannot read certificate ${certFile}: ${(err as Error).message}`, 'redeploy with `pulumi up`');
+  }
+  const notAfter = new Date(cert.validTo);
+  const days = Math.floor((notAfter.getTime() - now.getTime()) / 86_400_000);
+  if (cert.checkHost(hostname) === undefined) return fail(id, `${certFile} is not valid for ${hostname} (${cert.subjectAltName ?? cert.subject})`, `re-issue the certificate for ${hostname} with \`pulumi up\``);
+  if (days < 0) return fail(id, `${certFile} expired on ${notAfter.toISOString().slice(0, 10)}: renewal is not working`, 'run `pulumi up` to re-issue it, and read the renewal errors in `journalctl -u postern`');
+  if (days <= MIN_DAYS_LEFT) return fail(id, `${certFile} expires in ${days} days: renewal (due at 30 days) is not working`, 'read the renewal errors in `journalctl -u postern`; `pulumi up` re-issues it');
+  return ok(id, `certificate for ${hostname} has ${days} days left`);
 }
