@@ -32,9 +32,14 @@ export function register(program: Command): void {
       let config: ServerConfig;
       let banner: string[] = [];
       if (opts.dev) {
-        const dev = await prepareDevServer(opts.state ?? DEFAULT_DEV_STATE_DIR);
-        config = dev.config;
-        banner = dev.banner;
+        try {
+          const dev = await prepareDevServer(opts.state ?? DEFAULT_DEV_STATE_DIR);
+          config = dev.config;
+          banner = dev.banner;
+        } catch (err) {
+          process.stderr.write(`postern: cannot prepare the dev server: ${(err as Error).message}\n`);
+          process.exit(1);
+        }
       } else {
         const file = opts.config!;
         const loaded = loadServerConfigFile(file);

@@ -56,7 +56,12 @@ async function ensureCertificate(dir: string): Promise<{ certFile: string; keyFi
 
 function ensurePassword(file: string): string {
   if (existsSync(file)) {
-    const stored = JSON.parse(readFileSync(file, 'utf8')) as { address?: unknown; password?: unknown };
+    let stored: { address?: unknown; password?: unknown };
+    try {
+      stored = JSON.parse(readFileSync(file, 'utf8')) as typeof stored;
+    } catch (err) {
+      throw new Error(`${file} is not valid JSON (${(err as Error).message}); delete it to make a new password`);
+    }
     if (stored.address === DEV_USER && typeof stored.password === 'string' && stored.password.length >= 16) return stored.password;
   }
   const password = randomBytes(18).toString('base64url');

@@ -134,6 +134,15 @@ describe('postern serve --dev', () => {
     assert.equal((wrong as { code: number }).code, 67, 'curl: login denied');
   });
 
+  test('a damaged stored password file is reported, not silently replaced', async () => {
+    await mkdir(join(dir, 'damaged'));
+    await writeFile(join(dir, 'damaged', 'dev-user.json'), '{"address": ');
+    const r = await runPostern(['serve', '--dev', '--state', join(dir, 'damaged'), '--ports', 'auto']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^postern: cannot prepare the dev server: .*dev-user\.json is not valid JSON .*; delete it to make a new password$/m);
+    assert.equal(await readFile(join(dir, 'damaged', 'dev-user.json'), 'utf8'), '{"address": ');
+  });
+
   test('a second run on the same state folder reuses the certificate and the password', async () => {
     const first = proc.stdout();
     proc.child.kill('SIGTERM');
