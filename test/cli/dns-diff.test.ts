@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { generateKeyPairSync } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -102,6 +103,19 @@ test('dns diff exits 2 with a clear message when the server refuses to answer fo
   const r = await postern(['dns', 'diff', '--stack', 'other', ...facts.slice(2, 6), '--stacks-dir', dir, '--server', knot.server]);
   assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stderr, /^postern dns: DNS query [A-Z]+ \S+example\.edu at 127\.0\.0\.1:\d+ failed: (EREFUSED|ESERVFAIL)/);
+});
+
+test('dns diff exits 2 when nothing answers, or the server is not an address', async () => {
+  const sock = createSocket('udp4');
+  await new Promise<void>((res) => sock.bind(0, '127.0.0.1', () => res()));
+  const closedPort = sock.address().port;
+  await new Promise<void>((res) => sock.close(() => res()));
+  const r = await postern(['dns', 'diff', '--stack', 'sync', ...facts, '--server', `127.0.0.1:${closedPort}`]);
+  assert.equal(r.code, 2, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`^postern dns: DNS query [A-Z]+ \\S+ at 127\\.0\\.0\\.1:${closedPort} failed: (ECONNREFUSED|ETIMEOUT)\n$`));
+  const bad = await postern(['dns', 'diff', '--stack', 'sync', '--stacks-dir', dir, '--server', 'nonsense:x']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'postern dns: --server: expected host:port, got "nonsense:x"\n');
 });
 
 test('dns diff exits 2 for a stack that does not exist', async () => {
