@@ -80,6 +80,12 @@ class ChunkQueue {
     return out;
   }
 
+  unshift(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.unshift(chunk);
+    this.length += chunk.length;
+  }
+
   drop(n: number): void {
     let left = Math.min(n, this.length);
     this.length -= left;
@@ -139,6 +145,8 @@ export class CommandReader {
     this.poke();
   };
   private need = 0;
+  /** The start of the last line refused as too long, so its tag can still be answered. */
+  private tooLongStart: Buffer | null = null;
 
   private readonly limits: ImapLimits;
   /** Sends `+ ...` when a synchronising literal may be sent. */
@@ -215,7 +223,7 @@ export class CommandReader {
           continue;
         }
       }
-      const i = this.queue.indexOfLf(max + 2);
+      const i = this.queue.indexOfLf(this.skipToLf ? Infinity : max + 2);
       if (this.skipToLf) {
         if (i >= 0) {
           this.queue.drop(i + 1);
@@ -225,11 +233,13 @@ export class CommandReader {
         this.queue.drop(this.queue.length);
       } else if (i >= 0) {
         if (i > max + 1) {
+          this.tooLongStart = this.peekStart();
           this.queue.drop(i + 1);
           return 'toolong';
         }
         return stripCrLf(this.queue.take(i + 1).subarray(0, i));
       } else if (this.queue.length > max + 1) {
+        this.tooLongStart = this.peekStart();
         this.skipToLf = true;
         return 'toolong';
       }
@@ -240,6 +250,15 @@ export class CommandReader {
       }
       await new Promise<void>((r) => { this.wake = r; });
     }
+  }
+
+  private peekStart(): Buffer {
+    const n = Math.min(80, this.queue.length);
+    const b = this.queue.take(n);
+    const copy = Buffer.from(b);
+    // Put the bytes back in front: take() consumed them.
+    this.queue.unshift(copy);
+    return copy;
   }
 
   /** One plain line (IDLE's DONE, an AUTHENTICATE response); null at end of stream or when too long. */
@@ -260,6 +279,7 @@ export class CommandReader {
       const l = await this.line(this.limits.maxLineBytes);
       if (l === null) return { kind: 'end' };
       if (l === 'toolong') {
+        if (first && this.tooLongStart) tag = tagOf(this.tooLongStart);
         return { kind: 'error', tag, code: 'TOOBIG', text: 'Command line too long', fatal: false };
       }
       if (first) {

@@ -139,12 +139,14 @@ function parseAtom(c: Cursor, d: Buffer, depth: number, maxDepth: number, inSect
   while (i < d.length && isAtomChar(d[i]!, inSection)) i++;
   if (i === start) {
     const b = d[i]!;
+    if (b === 0) throw new ImapSyntaxError('NUL byte in command');
     if (b >= 0x80) throw new ImapSyntaxError('8-bit byte outside a quoted string or literal');
     throw new ImapSyntaxError(`Unexpected character ${JSON.stringify(String.fromCharCode(b))}`);
   }
   const value = d.subarray(start, i).toString('latin1');
   c.pos = i;
   if (d[i] !== 0x5b) {
+    if (d[i] === 0) throw new ImapSyntaxError('NUL byte in command');
     if (i < d.length && d[i]! >= 0x80) throw new ImapSyntaxError('8-bit byte outside a quoted string or literal');
     return { type: 'atom', value };
   }
