@@ -89,6 +89,7 @@ before(async () => {
     'relay A 127.0.0.1',
     `relay465 A ${base}.5`,
     `implicit A ${base}.9`,
+    'slow MX 10 mx.slow', `mx.slow A ${base}.6`,
   ]);
   resolver = new Resolver({ timeout: 2000, tries: 1 });
   resolver.setServers([`127.0.0.1:${knot.port}`]);
@@ -223,17 +224,17 @@ describe('outbound queue', () => {
     await q.service.start();
     const id = await submit(q, 'alice@home.test', ['frank@flaky.test'], 'flaky-1');
     await waitFor('delivery after the retry', () => flaky.received.find((m) => /Subject: flaky-1/.test(m.data)));
+    await waitFor('spool emptied', async () => (await q.fileSpool.list()).length === 0);
     assert.deepEqual(flaky.rcpts.filter((r) => r.address === 'frank@flaky.test').map((r) => r.reply.slice(0, 3)), ['451', '250']);
     const events = trace.get(id)!.events.filter((e) => e.recipient === 'frank@flaky.test');
     assert.deepEqual(events.filter((e) => e.kind !== 'attempt').map((e) => e.kind), ['deferred', 'delivered']);
     assert.match(events.find((e) => e.kind === 'deferred')!.detail, /451 4\.7\.1 greylisted/);
     assert.equal(flaky.received.at(-1)!.secure, true, 'STARTTLS offered, so used');
-    await waitFor('spool emptied', async () => (await q.fileSpool.list()).length === 0);
   });
 
   it('bounces a 5xx: a DSN in the local sender\'s INBOX, through the queue with <> for a remote sender, none for a bounce', async () => {
     const store = new FileStore(join(root, 'store-reject'));
-    const { q } = makeQueue('reject', store);
+    const { q, trace } = makeQueue('reject', store);
     await q.service.start();
     await submit(q, 'alice@home.test', ['gina@reject.test'], 'reject-local');
     const [dsn] = await waitFor('DSN in alice\'s INBOX', async () => { const m = await store.inbox(); return m.length ? m : undefined; });
@@ -254,13 +255,14 @@ describe('outbound queue', () => {
     assert.match(bounce, /^Delivered-To: harry@pf\.test$/m);
 
     // A message from the null sender that fails gets no DSN.
-    const before = (await q.fileSpool.list()).length;
+    await waitFor('queue empty', async () => (await q.fileSpool.list()).length === 0);
     const entry = await q.spool.accept({ from: '', to: ['judy@reject.test'], client: { remoteAddress: '127.0.0.1', helo: 'x', tls: false, listener: 'mx' } }, Readable.from([message('mailer-daemon@x.test', 'judy@reject.test', 'bounce-of-bounce')]));
     await q.spool.enqueueRemote(entry.id, ['judy@reject.test']);
     await waitFor('null-sender message failed and removed', async () => !(await q.fileSpool.load(entry.id)));
     assert.ok(rejecting.rcpts.some((r) => r.address === 'judy@reject.test'));
     await sleep(300);
-    assert.equal((await q.fileSpool.list()).length, before, 'no DSN entry was queued');
+    assert.deepEqual(await q.fileSpool.list(), [], 'no DSN entry was queued');
+    assert.ok(trace.get(entry.id)!.events.some((e) => e.kind === 'dsn' && /null sender/.test(e.detail)));
     assert.equal((await store.inbox()).length, 1);
   });
 
@@ -318,6 +320,18 @@ describe('outbound queue', () => {
     await second.q.service.start();
     await waitFor('delivered after restart', () => postfix.messages().find((m) => /Subject: restart-1/.test(m)));
     await waitFor('entry removed', async () => !(await second.q.fileSpool.load(id)));
+  });
+
+  it('stop() lets an in-flight delivery finish and records it', async () => {
+    const cert = pki.issue('slow', ['mx.slow.test']);
+    const slow = await startScriptedRemote({ host: `${base}.6`, port: 25, key: cert.key, cert: cert.cert, dataDelayMs: 800 });
+    remotes.push(slow);
+    const { q } = makeQueue('drain', new FileStore(join(root, 'store-drain')));
+    await q.service.start();
+    const id = await submit(q, 'alice@home.test', ['ruth@slow.test'], 'drain-1');
+    await waitFor('the message is being transferred', () => slow.received.length > 0);
+    await q.service.stop(Date.now() + 10_000);
+    assert.equal(await q.fileSpool.load(id), null, 'the remote\'s 250 was recorded before stop() resolved, and the entry removed');
   });
 
   it('relay mode sends everything through the smarthost, over STARTTLS with AUTH', async () => {

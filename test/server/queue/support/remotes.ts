@@ -31,6 +31,8 @@ export interface ScriptOptions {
   auth?: { user: string; pass: string };
   /** TLS from the first byte (port 465) instead of STARTTLS. */
   implicitTls?: boolean;
+  /** Wait this long before answering the end of DATA (a slow remote). */
+  dataDelayMs?: number;
 }
 
 export async function startScriptedRemote(opts: ScriptOptions): Promise<ScriptedRemote> {
@@ -74,7 +76,8 @@ export async function startScriptedRemote(opts: ScriptOptions): Promise<Scripted
           secure: session.secure,
           ...(typeof session.user === 'string' ? { user: session.user } : {}),
         });
-        cb();
+        if (opts.dataDelayMs) setTimeout(() => cb(), opts.dataDelayMs);
+        else cb();
       });
     },
   };
