@@ -20,6 +20,7 @@ import type { QueueModule } from './queue/service.ts';
 import type { MailStore } from './store/types.ts';
 import type { Trace } from './trace/api.ts';
 import { loadDkimKeys } from './pipeline/dkim-signer.ts';
+import type { DkimKey } from './pipeline/dkim-signer.ts';
 import { imapService, pop3Service, smtpService } from './protocol-services.ts';
 import { monitorService } from './diagnostics/monitor-service.ts';
 
@@ -117,7 +118,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
   let trace: Trace | undefined;
   let store: MailStore | undefined;
   let queue: QueueModule;
-  let dkimKeys;
+  let dkimKeys: DkimKey[];
   try {
     dkimKeys = await loadDkimKeys(config.dkim);
     trace = openTrace(stateDir, { onError: (err) => logger.warn({ module: 'trace', err: String(err) }, 'trace write failed') });
