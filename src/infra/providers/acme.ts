@@ -9,6 +9,7 @@
 // Credentials (the DNS API token) arrive as a secret input, never through captured variables, because the
 // provider itself is serialised into state. Every method imports what it needs for the same reason.
 import * as pulumi from '@pulumi/pulumi';
+import { knownFailures } from './unknowns.ts';
 import type { DnsApiSettings, DnsChallengeApiFactory, PropagationSettings } from './dns-challenge.ts';
 import { waitForTxt } from './dns-challenge.ts';
 import { cloudflareChallengeApi } from './cloudflare-dns.ts';
@@ -137,7 +138,7 @@ export async function issueCertificate(
 export function createAcmeProvider(makeDnsApi: DnsChallengeApiFactory): pulumi.dynamic.ResourceProvider<AcmeCertificateInputs, AcmeCertificateOutputs> {
   return {
     async check(_olds, news) {
-      const failures = checkAcmeInputs(news);
+      const failures = knownFailures(news, checkAcmeInputs(news));
       return failures.length ? { failures } : { inputs: news };
     },
     async diff(_id, olds, news) {

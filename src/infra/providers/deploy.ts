@@ -11,6 +11,7 @@
 //
 // Credentials (the deploy key) arrive as secret inputs; every method imports what it needs (serialised).
 import * as pulumi from '@pulumi/pulumi';
+import { knownFailures } from './unknowns.ts';
 import type { ReleaseFile } from '../release.ts';
 import { assembleRelease, releaseTarball, secretPaths } from '../release.ts';
 
@@ -266,7 +267,7 @@ export async function deployRelease(inputs: DeploymentInputs): Promise<Deploymen
 
 export const deploymentProvider: pulumi.dynamic.ResourceProvider<DeploymentInputs, DeploymentOutputs> = {
   async check(_olds, news) {
-    const failures = checkDeploymentInputs(news);
+    const failures = knownFailures(news, checkDeploymentInputs(news));
     return failures.length ? { failures } : { inputs: news };
   },
   async diff(_id, olds, news) {

@@ -8,6 +8,7 @@
 //
 // Dynamic providers are serialised and run in Pulumi's provider host: every method imports what it needs.
 import * as pulumi from '@pulumi/pulumi';
+import { knownFailures } from './unknowns.ts';
 
 export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
 
@@ -74,7 +75,7 @@ export async function makeDkimKey(inputs: DkimKeyInputs): Promise<Omit<DkimKeyOu
 
 export const dkimKeyProvider: pulumi.dynamic.ResourceProvider<DkimKeyInputs, DkimKeyOutputs> = {
   async check(_olds, news) {
-    const failures = checkDkimInputs(news);
+    const failures = knownFailures(news, checkDkimInputs(news));
     return failures.length ? { failures }
       : { inputs: { selector: news.selector, algorithm: news.algorithm, ...(news.algorithm === 'rsa-sha256' ? { rsaBits: news.rsaBits ?? 2048 } : {}) } };
   },

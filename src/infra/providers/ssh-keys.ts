@@ -2,6 +2,7 @@
 // connection is already verified against a pinned fingerprint) and the deploy key Pulumi logs in with.
 // Made once; stays the same on every later `up` (a changed key would replace the droplet through user_data).
 import * as pulumi from '@pulumi/pulumi';
+import { containsUnknown } from './unknowns.ts';
 
 export interface SshKeyPairInputs {
   /** Comment on the public key line, e.g. `postern-host@mail.example.com`. */
@@ -27,7 +28,7 @@ export async function sshFingerprint(publicKeyLine: string): Promise<string> {
 
 export const sshKeyPairProvider: pulumi.dynamic.ResourceProvider<SshKeyPairInputs, SshKeyPairOutputs> = {
   async check(_olds, news) {
-    if (typeof news.comment !== 'string' || !/^[\x21-\x7e]{1,100}$/.test(news.comment)) {
+    if (!containsUnknown(news.comment) && (typeof news.comment !== 'string' || !/^[\x21-\x7e]{1,100}$/.test(news.comment))) {
       return { failures: [{ property: 'comment', reason: `found ${JSON.stringify(news.comment)}; expected 1-100 printable characters without spaces` }] };
     }
     return { inputs: { comment: news.comment } };

@@ -10,6 +10,7 @@ import { deploymentProvider, type DeploymentInputs } from '../../../src/infra/pr
 import { sshKeyPairProvider } from '../../../src/infra/providers/ssh-keys.ts';
 import { assembleRelease, type ReleaseFile } from '../../../src/infra/release.ts';
 import { renderUnit } from '../../../src/infra/host-templates.ts';
+import { UNKNOWN_VALUE } from '../../../src/infra/providers/unknowns.ts';
 import { startSshd, type Sshd } from '../../support/sshd.ts';
 import { freePort } from '../../support/pebble.ts';
 import { loadSerializedProvider } from '../../support/serialized-provider.ts';
@@ -131,6 +132,13 @@ test('first deploy: runtime and release uploaded, unit installed, secrets 0600 f
   assert.equal(await readFile(base.paths.unitPath, 'utf8'), files({})[4]!.content);
   assert.equal((await stat(base.paths.stateDir)).uid, 65534);
   assert.equal(await readFile(base.paths.authorizedKeysPath!, 'utf8'), `${base.authorizedKeys![0]}\n`);
+});
+
+test('preview: values not known yet (a droplet not created) pass check; wrong known values do not', async () => {
+  const preview = { ...v1, host: UNKNOWN_VALUE, releaseId: UNKNOWN_VALUE, release: { ...v1.release, files: [{ path: 'tls/cert.pem', content: UNKNOWN_VALUE, secret: false }] } };
+  assert.equal((await provider.check!({} as never, preview)).failures, undefined);
+  const bad = await provider.check!({} as never, { ...v1, host: 'bad host; rm -rf /', paths: { ...v1.paths, root: '/opt/../etc' } });
+  assert.deepEqual(bad.failures?.map((f) => f.property), ['host', 'paths.root']);
 });
 
 test('unchanged redeploy is a no-op: same release id, no diff, server not restarted', async () => {
