@@ -249,7 +249,7 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
   }
 
   const server = new SMTPServer(options);
-  guardSessions(server, { maxErrors: o.maxErrors ?? 10, maxCommandsBeforeMail: o.maxCommandsBeforeMail ?? 25 });
+  guardSessions(server, { maxErrors: o.maxErrors ?? 20, maxCommandsBeforeMail: o.maxCommandsBeforeMail ?? 25 });
   server.on('error', (err: Error) => {
     // Client resets under load surface here; without a handler they would crash the process (PEERS.md).
     o.log.warn({ err: err.message, listener: o.kind }, 'SMTP connection error');
