@@ -159,7 +159,15 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown
     }
     const found = valueAt(input, issue.path);
     let message = issue.message;
+    // zod's default wording, rephrased to the `expected …` form of every other line.
     if (issue.code === 'invalid_type' && message.startsWith('Invalid input')) message = `expected ${issue.expected}`;
+    if (issue.code === 'invalid_format' && message.startsWith('Invalid string')) {
+      const i = issue as z.core.$ZodIssueInvalidStringFormat & { prefix?: string; suffix?: string; pattern?: string };
+      message = i.format === 'starts_with' ? `expected a string starting with ${JSON.stringify(i.prefix)}`
+        : i.format === 'ends_with' ? `expected a string ending with ${JSON.stringify(i.suffix)}`
+        : i.format === 'regex' ? `expected a string matching ${i.pattern}` : `expected a valid ${i.format}`;
+    }
+    if ((issue.code === 'too_small' || issue.code === 'too_big') && /^Too (small|big): /.test(message)) message = message.replace(/^Too (small|big): /, '');
     if (issue.code === 'invalid_value' && message.startsWith('Invalid option')) {
       const options = issue.values.map((v) => JSON.stringify(v));
       const hint = typeof found === 'string' ? didYouMean(found, issue.values.map(String)) : undefined;

@@ -60,4 +60,6 @@ test('did you mean', () => {
   assert.equal(didYouMean('regoin', ['region', 'size']), 'region');
   assert.equal(didYouMean('selector', ['selectorPrefix', 'rsa']), 'selectorPrefix');
   assert.equal(didYouMean('webmailTheme', ['region', 'size']), undefined);
+  assert.equal(didYouMean('smpt', ['smtp', 'imap']), 'smtp', 'a swap of two letters is one slip');
+  assert.equal(didYouMean('levle', ['level', 'pretty']), 'level');
 });
