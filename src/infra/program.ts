@@ -98,7 +98,7 @@ export function postern(input: ProgramInput) {
     dkimKeys: dkim.keys.map((k) => ({ selector: k.selector, algorithm: k.algorithm, privateKeyPem: k.key.privateKeyPem })),
     ...(stack.relay?.password !== undefined ? { relayPassword: pulumi.secret(relayPassword(stack.relay.password)) } : {}),
     bundleDir: input.bundleDir, nodeBinary: input.nodeBinary, paths: HOST_PATHS, serviceUser: SERVICE_USER,
-  }, { dependsOn: [host, dns] });
+  }, { dependsOn: [host] });
 
   const expectedPtr = pulumi.all([host.ipv4, host.ipv6, dkim.publicKeys]).apply(([ipv4, ipv6, keys]) =>
     planDns(stack, { ipv4, ...(stack.ipv6 && ipv6 ? { ipv6 } : {}), dkim: keys, mtaStsPolicyId: policyId }).ptr);

@@ -13,7 +13,7 @@ import { planDns } from '../../src/plan/dns-plan.ts';
 import { mtaStsPolicyId, renderMtaStsPolicy } from '../../src/plan/client-config.ts';
 import { dkimKeyProvider } from '../../src/infra/providers/dkim.ts';
 import { sshKeyPairProvider } from '../../src/infra/providers/ssh-keys.ts';
-import { cloudflareRecordArgs } from '../../src/infra/components/mail-dns.ts';
+import { cloudflareRecordArgs, MailDns } from '../../src/infra/components/mail-dns.ts';
 import { postern, StackConfigError } from '../../src/infra/program.ts';
 
 const SECRET_SIG = '4dabf18193072939515e22adb298388d';
@@ -280,4 +280,22 @@ test('an invalid config stops the program with the plan\'s list of problems and 
     });
   await settle();
   assert.equal(registered.length, 0);
+});
+
+test('a rotated-out DKIM selector stays published next to the plan\'s records', async () => {
+  registered = [];
+  const dkim = [...dkimOutputs.values()].map((k) => ({ selector: k.selector, algorithm: k.algorithm as 'rsa-sha256', publicKey: k.publicKey }));
+  const dns = new MailDns('rotation', {
+    stack, zoneId: 'zone', ipv4: IPV4, ipv6: IPV6, dkim, mtaStsPolicyId: 'abc123',
+    retiredDkim: [{ selector: 'old-rsa', algorithm: 'rsa-sha256', dnsValue: 'v=DKIM1; k=rsa; p=MIIBIjANBgkq' }],
+  });
+  await value(dns.table);
+  await settle();
+  const records = byType('cloudflare:index/dnsRecord:DnsRecord');
+  const retired = records.filter((r) => r.inputs.name === 'old-rsa._domainkey.example.com');
+  assert.equal(retired.length, 1);
+  assert.equal(retired[0]!.inputs.content, '"v=DKIM1; k=rsa; p=MIIBIjANBgkq"');
+  assert.equal(retired[0]!.inputs.proxied, false);
+  // The current selectors are published too.
+  assert.ok(records.some((r) => r.inputs.name === 'postern-rsa._domainkey.example.com'));
 });
