@@ -129,3 +129,13 @@ export function createTlsSource(files: { certFile: string; keyFile: string }, lo
     },
   };
 }
+
+/**
+ * Keeps a TLS server's default context (used for clients that send no SNI, e.g. MTAs connecting by IP) on the
+ * current certificate: `followReloads(ctx.tls, server)` after creating a `tls.Server`/`https.Server`. For
+ * smtp-server pass `{ setSecureContext: (pem) => smtp.updateSecureContext(pem) }`.
+ */
+export function followReloads(source: TlsSource, server: { setSecureContext(options: { key: Buffer; cert: Buffer }): void }): void {
+  const reloadable = source as Partial<ReloadableTls>;
+  reloadable.onReload?.((pem) => server.setSecureContext(pem));
+}

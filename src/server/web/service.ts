@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { ServerContext, ServiceFactory } from '../context.ts';
 import type { Listening, Service } from '../service.ts';
+import { followReloads } from '../tls.ts';
 import { handlePlainHttp } from './acme-challenge.ts';
 import { documentRoutes } from './documents.ts';
 import { DEFAULT_WEB_LIMITS } from './limits.ts';
@@ -54,7 +55,7 @@ export function createWebService(overrides: Partial<WebLimits> = {}): ServiceFac
       });
       applyLimits(server, limits);
       // Clients without SNI (any client connecting by IP address) get the default context: keep it current.
-      ctx.tls.onReload((pem) => server.setSecureContext({ ...pem, minVersion: 'TLSv1.2' }));
+      followReloads(ctx.tls, { setSecureContext: (pem) => server.setSecureContext({ ...pem, minVersion: 'TLSv1.2' }) });
       httpsListener = createHttpListener(server, {
         scheme: 'https', host, port: httpsPort, maxConnectionsPerIp: ctx.config.limits.maxConnectionsPerIp,
         hsts: !ctx.config.dev, logger,
