@@ -26,7 +26,8 @@ function banner(port: number): Promise<boolean> {
 }
 
 export async function startSshd(opts: { hostPrivateKey: string; authorizedKey: string }): Promise<Sshd> {
-  ensureDebianPackages(['openssh-server']);
+  // curl: the tests' health checks run it on the "droplet".
+  ensureDebianPackages(['openssh-server', 'curl']);
   if (process.getuid?.() !== 0) throw new Error('the OpenSSH droplet stand-in needs root (sshd switches users)');
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
   const dir = await mkdtemp(join(tmpdir(), 'postern-sshd-'));
