@@ -192,6 +192,7 @@ function crossCheck(v: Parsed, raw: Record<string, unknown>, errors: string[]): 
   });
   const aliases: StackAlias[] = [];
   const aliasFroms = new Set<string>();
+  const aliasKeys = new Map<string, string>(); // lower-case address → key as written
   const localTargets: { address: string; path: PropertyKey[] }[] = [];
   for (const [from, targets] of Object.entries(v.aliases)) {
     let fromAddress: string | undefined;
@@ -216,10 +217,29 @@ function crossCheck(v: Parsed, raw: Record<string, unknown>, errors: string[]): 
       }
     });
     if (fromAddress !== undefined) {
+      if (aliasFroms.has(fromAddress.toLowerCase())) {
+        errors.push(`${at(['aliases', from])}: found ${showValue(from)} as alias; expected each alias once (addresses are case-insensitive)`);
+      }
       aliasFroms.add(fromAddress.toLowerCase());
       aliases.push({ from: fromAddress, to });
+      aliasKeys.set(fromAddress.toLowerCase(), from);
     }
   }
+  // An alias that leads back to itself would pass a message around until a hop limit bounces it.
+  const next = new Map(aliases.map((a) => [a.from.toLowerCase(), a.to.map((t) => t.toLowerCase())]));
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (node: string, trail: string[]): void => {
+    if (state.get(node) === 'done') return;
+    if (state.get(node) === 'open') {
+      const loop = [...trail.slice(trail.indexOf(node)), node];
+      errors.push(`${at(['aliases', aliasKeys.get(node)!])}: found a loop ${loop.join(' → ')}; expected aliases that end at users or outside addresses`);
+      return;
+    }
+    state.set(node, 'open');
+    for (const t of next.get(node) ?? []) if (next.has(t)) visit(t, [...trail, node]);
+    state.set(node, 'done');
+  };
+  for (const a of next.keys()) visit(a, []);
   // A local target must exist, or mail to the alias would bounce.
   for (const t of localTargets) {
     const key = t.address.toLowerCase();

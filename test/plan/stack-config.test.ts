@@ -140,6 +140,12 @@ const invalid: [string, (c: Record<string, unknown>) => void, string[]][] = [
   ['alias with an empty target list', (c) => { c.aliases = { 'sales@example.com': [] }; }, [
     'postern:aliases["sales@example.com"]: found []; expected at least one target address',
   ]],
+  ['aliases in a loop', (c) => { c.aliases = { 'a@example.com': 'b@example.com', 'b@example.com': ['alice@example.com', 'a@example.com'] }; }, [
+    'postern:aliases["a@example.com"]: found a loop a@example.com → b@example.com → a@example.com; expected aliases that end at users or outside addresses',
+  ]],
+  ['the same alias twice', (c) => { c.aliases = { 'sales@example.com': 'alice@example.com', 'Sales@example.com': 'alice@example.com' }; }, [
+    'postern:aliases["Sales@example.com"]: found "Sales@example.com" as alias; expected each alias once (addresses are case-insensitive)',
+  ]],
   ['dmarc policy misspelt', (c) => { c.dmarc = { policy: 'rejct' }; }, ['postern:dmarc.policy: found "rejct"; expected one of "none", "quarantine", "reject" (did you mean "reject"?)']],
   ['dmarc report address malformed', (c) => { c.dmarc = { reportAddress: 'mailto:dmarc@example.com' }; }, [
     'postern:dmarc.reportAddress: found "mailto:dmarc@example.com"; expected an email address like name@example.com',
