@@ -2,6 +2,7 @@
 // typed options; this file only maps the context onto them, so every module stays testable on its own.
 import type { ServiceFactory } from './context.ts';
 import { createSmtpModule } from './smtp/service.ts';
+import { reportIngestFor } from './reports/ingest.ts';
 import { createImapService } from './imap/service.ts';
 import { createPop3Service } from './pop3/service.ts';
 
@@ -12,6 +13,7 @@ export const smtpService: ServiceFactory = (ctx) => {
   return createSmtpModule({
     config: ctx.config, ports, tls: ctx.tls, store: ctx.store, spool: ctx.queue.spool, trace: ctx.trace,
     log: ctx.logger.child({ service: 'smtp' }), dkimKeys: ctx.dkimKeys,
+    reports: reportIngestFor({ ...ctx.config, stateDir: ctx.stateDir }),
   }).service;
 };
 

@@ -5,6 +5,7 @@ import type { DeliveryOptions, DeliveryStore } from '../store/api.ts';
 import type { Spool, SpoolEntry } from '../queue/api.ts';
 import type { Trace } from '../trace/api.ts';
 import { JUNK_MARKER } from './receive.ts';
+import type { ReportIngest } from '../reports/ingest.ts';
 
 export interface DeliveryDeps {
   store: DeliveryStore;
@@ -12,6 +13,8 @@ export interface DeliveryDeps {
   trace: Trace;
   localDomains: Set<string>;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  /** DMARC/TLS-RPT report parsing for mail to the report addresses (reports/ingest.ts); none when unset. */
+  reports?: ReportIngest | undefined;
 }
 
 /**
@@ -35,6 +38,7 @@ export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry): Promi
   const junk = message.subarray(0, JUNK_MARKER.length + 2).toString('latin1') === `${JUNK_MARKER}\r\n`;
   const mailbox: DeliveryOptions['mailbox'] = junk ? 'Junk' : 'INBOX';
   const base = { traceId: entry.id, sender: entry.envelope.from };
+  if (deps.reports?.wants(pending.map((r) => r.address))) await ingestReports(deps, deps.reports, message, base);
   // One copy per account even when several envelope recipients (an alias and its target) reach it.
   const storedFor = new Map<string, string>();
   const remote: string[] = [];
@@ -83,4 +87,19 @@ export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry): Promi
     for (const r of remote) deps.trace.record({ ...base, kind: 'queued', recipient: r, detail: 'handed to the outbound queue' });
   }
   if (await deps.spool.removeIfDone(entry.id)) deps.trace.record({ ...base, kind: 'removed', detail: 'every recipient done; removed from the spool' });
+}
+
+/**
+ * Mail to the DMARC/TLS-RPT report addresses: the reports it carries are parsed into the report store, and the
+ * message is still delivered to the mailbox like any other. A bad or hostile report never delays delivery; a
+ * re-run after a crash stores nothing twice (reports are unique per organisation and report id).
+ */
+async function ingestReports(deps: DeliveryDeps, reports: ReportIngest, message: Buffer, base: { traceId: string; sender: string }): Promise<void> {
+  try {
+    const r = await reports.ingest(message);
+    const stored = r.stored.map((s) => `${s.kind === 'dmarc' ? 'DMARC' : 'TLS-RPT'} report ${s.reportId} from ${s.org}${s.duplicate ? ' (already stored)' : ''}`);
+    deps.trace.record({ ...base, kind: 'check', detail: `delivery report: ${[...stored, ...r.refused.map((x) => `refused ${x}`)].join('; ') || 'nothing to read'}` });
+  } catch (err) {
+    deps.log.warn({ err, id: base.traceId }, 'delivery report could not be stored; the message is delivered anyway');
+  }
 }

@@ -10,6 +10,7 @@ import type { DkimKey } from './dkim-signer.ts';
 import { deliverEntry } from './delivery.ts';
 import { receiveInbound, receiveSubmission } from './receive.ts';
 import type { ReceiveContext, ReceiveOutcome } from './receive.ts';
+import type { ReportIngest } from '../reports/ingest.ts';
 
 export interface PipelineLog {
   info(obj: object, msg: string): void;
@@ -35,6 +36,8 @@ export interface PipelineOptions {
   concurrency?: number;
   /** How often to look for entries left pending (temporary failures, crash leftovers). */
   sweepIntervalMs?: number;
+  /** Parses DMARC/TLS-RPT reports sent to the report addresses (reports/ingest.ts); see delivery.ts. */
+  reports?: ReportIngest | undefined;
 }
 
 /** In-memory backlog cap; beyond it entries wait for the next sweep (they are safe in the spool). */

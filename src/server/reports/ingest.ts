@@ -2,7 +2,7 @@
 // attachments and store them. The message itself is still delivered to the mailbox by the caller.
 import { extractReports } from './extract.ts';
 import { DEFAULT_REPORT_LIMITS, type ReportLimits } from './limits.ts';
-import type { ReportStoreLike } from './report-store.ts';
+import { ReportStore, type ReportStoreLike } from './report-store.ts';
 
 export interface IngestOutcome {
   stored: { kind: 'dmarc' | 'tlsrpt'; org: string; reportId: string; duplicate: boolean }[];
@@ -32,4 +32,33 @@ export async function ingestReportMessage(store: ReportStoreLike, message: Buffe
   }
   for (const reason of refused) store.addRefusal(reason, now);
   return outcome;
+}
+
+/** What the pipeline's local delivery calls for mail to the report addresses (see pipeline/delivery.ts). */
+export interface ReportIngest {
+  /** Whether any of these envelope recipients is a DMARC rua= or TLS-RPT address. */
+  wants(recipients: readonly string[]): boolean;
+  /** Parses and stores the reports the message carries; the caller still delivers it to the mailbox. */
+  ingest(message: Buffer): Promise<IngestOutcome>;
+}
+
+/**
+ * Report ingestion for a server config, or undefined when it names no report address. The database is opened per
+ * report mail (a few a day) so the pipeline has no extra handle to close.
+ */
+export function reportIngestFor(config: { stateDir: string; dmarc: { reportAddress?: string | undefined }; tlsRpt: { reportAddress?: string | undefined } },
+  now: () => Date = () => new Date()): ReportIngest | undefined {
+  const addresses = reportAddresses(config);
+  if (addresses.size === 0) return undefined;
+  return {
+    wants: (recipients) => isReportRecipient(addresses, recipients),
+    async ingest(message) {
+      const store = new ReportStore(config.stateDir);
+      try {
+        return await ingestReportMessage(store, message, now());
+      } finally {
+        store.close();
+      }
+    },
+  };
 }

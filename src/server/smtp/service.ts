@@ -18,6 +18,7 @@ import { AuthBackoff, ConnectionCounter } from './limits.ts';
 import type { AuthBackoffPolicy } from './limits.ts';
 import { createSmtpListener } from './listener.ts';
 import type { ListenerKind } from './listener.ts';
+import type { ReportIngest } from '../reports/ingest.ts';
 
 export interface SmtpModuleOptions {
   config: Pick<ServerConfig, 'domain' | 'hostname' | 'listenAddress' | 'users' | 'aliases' | 'limits' | 'dmarc'>;
@@ -38,6 +39,8 @@ export interface SmtpModuleOptions {
   maxErrors?: number;
   maxCommandsBeforeMail?: number;
   sweepIntervalMs?: number;
+  /** DMARC/TLS-RPT report ingestion for mail to the report addresses (reports/ingest.ts). */
+  reports?: ReportIngest | undefined;
 }
 
 export interface SmtpModule {
@@ -56,6 +59,7 @@ export function createSmtpModule(o: SmtpModuleOptions): SmtpModule {
     hostname: o.config.hostname, domain: o.config.domain, localDomains, store: o.store, spool: o.spool, trace: o.trace,
     resolver: o.resolver ?? systemDnsResolver(), dkimKeys: o.dkimKeys, checks: o.checks ?? [],
     dmarcRejectAction: o.config.dmarc.inboundRejectAction, log: o.log, sweepIntervalMs: o.sweepIntervalMs,
+    reports: o.reports,
   });
   const connections = new ConnectionCounter(o.config.limits.maxConnectionsPerIp);
   const authBackoff = new AuthBackoff(o.authBackoff);
