@@ -3,7 +3,11 @@
 // TLS. Every remote listens on port 25 of a random 127.x.y.z address of this run.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { Resolver } from 'node:dns/promises';
+import { createServer as createHttpsServer } from 'node:https';
+import { fileURLToPath } from 'node:url';
 import { chmodSync } from 'node:fs';
 import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +18,7 @@ import type { DeliveryOptions, DeliveryResult, DeliveryStore, RecipientResolutio
 import type { Trace } from '../../../src/server/trace/api.ts';
 import { openTrace } from '../../../src/server/trace/sqlite-trace.ts';
 import { resolveMxRoute } from '../../../src/server/queue/mx.ts';
+import { mxAllowed } from '../../../src/server/queue/mta-sts.ts';
 import { createQueue } from '../../../src/server/queue/service.ts';
 import type { QueueDeps, QueueModule } from '../../../src/server/queue/service.ts';
 import type { StsPolicy } from '../../../src/server/queue/mta-sts.ts';
@@ -24,6 +29,7 @@ import { startScriptedRemote } from './support/remotes.ts';
 import type { ScriptedRemote } from './support/remotes.ts';
 
 ensureDebianPackages(['postfix', 'knot', 'knot-dnsutils', 'openssl']);
+const execFileAsync = promisify(execFile);
 
 /** A DeliveryStore that files messages under <dir>/<account>/<mailbox>/ (the real store is another module). */
 class FileStore implements DeliveryStore {
@@ -90,6 +96,8 @@ before(async () => {
     `relay465 A ${base}.5`,
     `implicit A ${base}.9`,
     'slow MX 10 mx.slow', `mx.slow A ${base}.6`,
+    '_mta-sts.published TXT "v=STSv1; id=20261128T1"', `mta-sts.published A ${base}.7`,
+    '_mta-sts.badcert TXT "v=STSv1; id=20261128T2"', `mta-sts.badcert A ${base}.7`,
   ]);
   resolver = new Resolver({ timeout: 2000, tries: 1 });
   resolver.setServers([`127.0.0.1:${knot.port}`]);
@@ -157,6 +165,31 @@ describe('outbound queue', () => {
     const idn = await resolveMxRoute(resolver, 'bücher.test');
     assert.deepEqual(idn, { kind: 'permanent', reason: 'domain xn--bcher-kva.test does not exist (NXDOMAIN)' }, 'looked up by its A-label');
     assert.equal((await resolveMxRoute(resolver, '[192.0.2.1]')).kind, 'permanent');
+  });
+
+  it('fetches a published MTA-STS policy over HTTPS (TXT record through our resolver), and none from a host with a wrong certificate', async () => {
+    const cert = pki.issue('mta-sts', ['mta-sts.published.test']);
+    const https = createHttpsServer({ key: cert.key, cert: cert.cert }, (req, res) => {
+      if (req.url !== '/.well-known/mta-sts.txt') { res.writeHead(404).end(); return; }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('version: STSv1\r\nmode: enforce\r\nmx: mx.published.test\r\nmx: *.backup.published.test\r\nmax_age: 86400\r\n');
+    });
+    await new Promise<void>((resolve) => https.listen(443, `${base}.7`, resolve));
+    try {
+      const probe = fileURLToPath(new URL('./support/sts-probe.ts', import.meta.url));
+      // Asynchronous: the HTTPS server answering the child runs in this process.
+      const r = await execFileAsync(process.execPath, [probe, String(knot.port), 'published.test', 'badcert.test', 'pf.test'], {
+        encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_EXTRA_CA_CERTS: pki.caFile },
+      });
+      const got = JSON.parse(r.stdout) as Record<string, StsPolicy>;
+      assert.deepEqual(got['published.test'], { mode: 'enforce', mx: ['mx.published.test', '*.backup.published.test'] });
+      assert.deepEqual(got['badcert.test'], { mode: 'none', mx: [] }, 'a policy host whose certificate does not match is not trusted');
+      assert.deepEqual(got['pf.test'], { mode: 'none', mx: [] }, 'no _mta-sts record');
+      assert.equal(mxAllowed(got['published.test']!, 'mx.published.test'), true);
+      assert.equal(mxAllowed(got['published.test']!, 'a.backup.published.test'), true);
+      assert.equal(mxAllowed(got['published.test']!, 'evil.test'), false);
+    } finally {
+      await new Promise((resolve) => https.close(resolve));
+    }
   });
 
   it('delivers to Postfix found through MX, over STARTTLS with a verified certificate under MTA-STS enforce, reusing connections', async () => {
