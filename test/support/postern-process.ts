@@ -63,6 +63,9 @@ export async function runPostern(args: string[], opts: { script?: string; cwd?: 
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  // A command that should end by itself but hangs is killed, so the test fails instead of stalling the suite.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   const [code] = await once(child, 'exit') as [number | null];
+  clearTimeout(timer);
   return { code, stdout, stderr };
 }
