@@ -14,10 +14,27 @@ export function isOwned(r: ObservedRecord, owned: readonly OwnedRRset[]): boolea
     (o.valuePrefix === undefined || (r.type === 'TXT' && isTagged(r.value, o.valuePrefix))));
 }
 
-// "v=spf1" owns "v=spf1 …" and exactly "v=spf1", not "v=spf10".
+// "v=spf1" owns "v=spf1 …", "v=spf1;…" and exactly "v=spf1", not "v=spf10".
 function isTagged(value: string, prefix: string): boolean {
   const v = value.toLowerCase();
-  return v === prefix || v.startsWith(`${prefix} `);
+  const p = prefix.toLowerCase();
+  return v === p || v.startsWith(`${p} `) || v.startsWith(`${p};`);
+}
+
+/**
+ * Ownership when the plan's own list is not at hand: every name and type of `desired`; for TXT, when all desired
+ * values carry one `v=<tag>` (SPF, DKIM, DMARC, …), only values with that tag, so other TXT records stay the user's.
+ */
+export function ownedFromRecords(desired: readonly DnsRecord[]): OwnedRRset[] {
+  const owned: OwnedRRset[] = [];
+  for (const r of desired) {
+    if (owned.some((o) => o.name === r.name && o.type === r.type)) continue;
+    if (r.type !== 'TXT') { owned.push({ name: r.name, type: r.type }); continue; }
+    const tags = new Set(desired.filter((d) => d.name === r.name && d.type === 'TXT').map((d) => /^(v=[A-Za-z0-9]+)(;| |$)/.exec((d as { value: string }).value)?.[1]));
+    const [tag] = tags;
+    owned.push(tags.size === 1 && tag !== undefined ? { name: r.name, type: 'TXT', valuePrefix: tag } : { name: r.name, type: 'TXT' });
+  }
+  return owned;
 }
 
 function groupKey(r: ObservedRecord | DnsRecord): string {
@@ -29,7 +46,7 @@ function groupKey(r: ObservedRecord | DnsRecord): string {
  * data are kept (or changed when their known TTL differs); leftovers are paired into `~` changes in order, then the
  * rest are `+` adds and `-` removals.
  */
-export function diffDns(desired: readonly DnsRecord[], current: readonly ObservedRecord[], owned: readonly OwnedRRset[]): DnsChange[] {
+export function diffDns(desired: readonly DnsRecord[], current: readonly ObservedRecord[], owned: readonly OwnedRRset[] = ownedFromRecords(desired)): DnsChange[] {
   const groups = new Map<string, { want: DnsRecord[]; have: ObservedRecord[] }>();
   const group = (k: string) => {
     let g = groups.get(k);

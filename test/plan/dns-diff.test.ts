@@ -101,6 +101,27 @@ test('the diff reads like a review and never touches records Postern does not ow
   ].join('\n'));
 });
 
+test('without an ownership list, the desired records define it (TXT by their v= tag)', () => {
+  const desired: DnsRecord[] = [
+    { name: DOMAIN, type: 'TXT', ttl: 3600, value: 'v=spf1 -all' },
+    { name: `_dmarc.${DOMAIN}`, type: 'TXT', ttl: 3600, value: 'v=DMARC1; p=reject' },
+    { name: DOMAIN, type: 'MX', ttl: 3600, priority: 10, value: 'mail.example.com' },
+  ];
+  const current: ObservedRecord[] = [
+    { name: DOMAIN, type: 'TXT', value: 'google-site-verification=abc' },
+    { name: DOMAIN, type: 'TXT', value: 'v=spf1 mx -all' },
+    { name: `_dmarc.${DOMAIN}`, type: 'TXT', value: 'v=DMARC1;p=none' },
+    { name: DOMAIN, type: 'MX', priority: 10, value: 'mail.example.com' },
+    { name: DOMAIN, type: 'MX', priority: 5, value: 'other.example.net' },
+    { name: `www.${DOMAIN}`, type: 'A', value: '198.51.100.80' },
+  ];
+  assert.equal(formatDiff(diffDns(desired, current)), [
+    '~ _dmarc.example.com TXT "v=DMARC1;p=none" → _dmarc.example.com 3600 TXT "v=DMARC1; p=reject"',
+    '- example.com MX 5 other.example.net',
+    '~ example.com TXT "v=spf1 mx -all" → example.com 3600 TXT "v=spf1 -all"',
+  ].join('\n'));
+});
+
 test('applyDiff refuses a change whose old record is not there', () => {
   assert.throws(() => applyDiff([], [{ op: 'remove', old: { name: DOMAIN, type: 'A', value: '192.0.2.1' } }]),
     { message: 'applyDiff: example.com A 192.0.2.1 is not in the current set' });
