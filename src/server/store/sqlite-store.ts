@@ -43,6 +43,7 @@ interface MessageRow {
   id: number; uid: number; content_id: number; file: string; flags: number; keywords: string; modseq: number;
   size: number; internal_date: number; internal_zone: number;
 }
+type FtsRow = [number, string, string];
 interface PendingAppend {
   mailboxId: number; bytes: Buffer; parsed: ParsedMessage; bits: number; keywords: string; date: number; zone: number;
   dir: string; file: string; origin: unknown;
@@ -538,11 +539,21 @@ export class SqliteStore implements MailStore {
     return r.highest_modseq;
   }
 
-  private insertContent(bytes: Buffer, parsed: ParsedMessage = parseMessage(bytes)): number {
+  /**
+   * Inserts the cached parse; its FTS row is queued in `fts` for flushFts(). FTS5 writes its pending terms out
+   * as a new segment at every statement savepoint, so FTS inserts interleaved with other writes cost a segment
+   * each; batched at the end of the transaction they cost one.
+   */
+  private insertContent(bytes: Buffer, parsed: ParsedMessage, fts: FtsRow[]): number {
     const c = this.q('INSERT INTO contents(size, sent_day, header, envelope, body_structure) VALUES (?, ?, ?, ?, ?) RETURNING id')
       .get(bytes.length, parsed.sentDay, bytes.subarray(0, parsed.headerEnd), JSON.stringify(parsed.envelope), JSON.stringify(parsed.bodyStructure)) as { id: number };
-    this.q('INSERT INTO fts(rowid, headers, body) VALUES (?, ?, ?)').run(c.id, parsed.headerText, parsed.bodyText);
+    fts.push([c.id, parsed.headerText, parsed.bodyText]);
     return c.id;
+  }
+
+  private flushFts(rows: FtsRow[]): void {
+    const stmt = this.q('INSERT INTO fts(rowid, headers, body) VALUES (?, ?, ?)');
+    for (const [id, headers, body] of rows) stmt.run(id, headers, body);
   }
 
   private dropUnreferencedContents(ids: Iterable<number>): void {
@@ -603,6 +614,7 @@ export class SqliteStore implements MailStore {
           continue;
         }
         const done: Array<{ b: PendingAppend; meta?: MessageMeta; uidValidity?: number; err?: unknown }> = [];
+        const fts: FtsRow[] = [];
         try {
           this.db.exec('BEGIN IMMEDIATE');
           for (const b of batch) {
@@ -610,9 +622,11 @@ export class SqliteStore implements MailStore {
             try {
               const cur = this.mailboxById(b.mailboxId); // still there after the awaits?
               this.chargeQuota(cur.account, b.bytes.length, 1);
-              const contentId = this.insertContent(b.bytes, b.parsed);
+              const row: FtsRow[] = [];
+              const contentId = this.insertContent(b.bytes, b.parsed, row);
               const meta = this.insertMessage(cur, contentId, b.file, b.bits, b.keywords, b.bytes.length, b.date, b.zone);
               this.db.exec('RELEASE one_append');
+              fts.push(...row);
               done.push({ b, meta, uidValidity: cur.uid_validity });
             } catch (err) {
               this.db.exec('ROLLBACK TO one_append');
@@ -620,6 +634,7 @@ export class SqliteStore implements MailStore {
               done.push({ b, err });
             }
           }
+          this.flushFts(fts);
           this.db.exec('COMMIT');
         } catch (err) {
           if (this.db.isTransaction) this.db.exec('ROLLBACK');
@@ -843,11 +858,14 @@ export class SqliteStore implements MailStore {
     });
     const metas = this.tx(() => {
       const mb = this.mailboxById(mailboxId);
-      return prepared.map((f) => {
+      const fts: FtsRow[] = [];
+      const out = prepared.map((f) => {
         this.chargeQuota(mb.account, f.bytes.length, 1, false);
-        const contentId = this.insertContent(f.bytes, f.parsed);
+        const contentId = this.insertContent(f.bytes, f.parsed, fts);
         return this.insertMessage(mb, contentId, f.file, f.bits, '', f.bytes.length, Math.floor(f.date), -new Date(f.date).getTimezoneOffset());
       });
+      this.flushFts(fts);
+      return out;
     });
     if (metas.length) this.notifier.emit({ type: 'exists', mailboxId, messages: metas, highestModseq: metas[metas.length - 1]!.modseq, origin: null });
     return metas;
