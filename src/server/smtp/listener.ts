@@ -87,6 +87,7 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
     authOptional: isMx,
     disabledCommands: isMx ? ['AUTH'] : [],
     allowInsecureAuth: false,
+    authRequiredMessage: '5.7.0 Authentication required',
     hideENHANCEDSTATUSCODES: false,
     hideDSN: true,
     hideREQUIRETLS: true,
