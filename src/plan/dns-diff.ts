@@ -99,6 +99,8 @@ export function formatDiff(changes: readonly DnsChange[]): string {
     return `~ ${describeRecord(c.old)} → ${describeRecord(c.record)}`;
   };
   const subject = (c: DnsChange): ObservedRecord => (c.op === 'remove' ? c.old : c.record);
-  return [...changes].sort((a, b) => subject(a).name.localeCompare(subject(b).name) || subject(a).type.localeCompare(subject(b).type)
-    || a.op.localeCompare(b.op)).map(line).join('\n');
+  // Code-unit order, not the locale's: the same diff reads the same on every machine.
+  const cmp = (x: string, y: string): number => (x < y ? -1 : x > y ? 1 : 0);
+  return [...changes].sort((a, b) => cmp(subject(a).name, subject(b).name) || cmp(subject(a).type, subject(b).type) || cmp(a.op, b.op))
+    .map(line).join('\n');
 }
