@@ -486,6 +486,13 @@ export class SqliteStore implements MailStore {
     return uidSetSql(this.resolveSet(mailboxId, uids), params);
   }
 
+  listUids(mailboxId: number): number[] {
+    const rows = this.q('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as Array<{ uid: number }>;
+    const out = new Array<number>(rows.length);
+    for (let i = 0; i < rows.length; i++) out[i] = rows[i]!.uid;
+    return out;
+  }
+
   listMessages(mailboxId: number, uids?: UidSet): MessageMeta[] {
     const params: SQLInputValue[] = [mailboxId];
     const where = this.uidWhere(mailboxId, uids, params);

@@ -349,6 +349,8 @@ export interface MailStore extends DeliveryStore {
   claimRecent(mailboxId: number): number[];
 
   // Messages -------------------------------------------------------------------------------------------------
+  /** UIDs of the mailbox, ascending: the cheap way to build a session's sequence map at SELECT. */
+  listUids(mailboxId: number): number[];
   /** Metadata of the messages in `uids` (all when omitted), ascending UID. */
   listMessages(mailboxId: number, uids?: UidSet): MessageMeta[];
   /** Metadata plus the cached parts of the message asked for, ascending UID; never opens message files. */
