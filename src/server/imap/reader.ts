@@ -145,6 +145,8 @@ export class CommandReader {
     this.poke();
   };
   private need = 0;
+  /** APPEND's large literal is allowed only once the client has logged in (a stranger may not send 50 MB). */
+  appendAllowed = false;
   /** The start of the last line refused as too long, so its tag can still be answered. */
   private tooLongStart: Buffer | null = null;
 
@@ -285,7 +287,7 @@ export class CommandReader {
       if (first) {
         if (l.length === 0) continue; // stray empty lines between commands are harmless
         tag = tagOf(l);
-        append = isAppend(l);
+        append = this.appendAllowed && isAppend(l);
         first = false;
       }
       total += l.length;

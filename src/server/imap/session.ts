@@ -348,6 +348,7 @@ export class Session {
   authenticated(account: AccountInfo): void {
     this.account = account;
     this.state = 'auth';
+    this.reader.appendAllowed = true;
     this.socket.setTimeout(this.limits.idleTimeoutMs);
     this.log = this.log.child({ user: account.address });
   }

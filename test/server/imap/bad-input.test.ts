@@ -98,6 +98,13 @@ test('mailbox names with .., empty levels, wildcards, control characters or too 
   assert.match(await c.command('m', 'LIST "" "Projects/%"'), /\* LIST \(\\HasNoChildren\) "\/" "?Projects\/2026"?\r\n/);
 });
 
+test('before login, an APPEND literal is held to the small literal limit', async () => {
+  const c = await tlsClient();
+  c.write('a APPEND INBOX {50000}\r\n');
+  assert.match(taggedLine(await c.readUntil(/^a (OK|NO|BAD)[^\r\n]*\r\n/m), 'a'), /^a BAD \[TOOBIG\]/);
+  assert.match(taggedLine(await c.command('b', 'APPEND INBOX {3+}\r\nabc'), 'b'), /^b BAD .*not allowed before authentication/);
+});
+
 test('failed logins are delayed and limited per connection, then BYE', async () => {
   const c = await tlsClient();
   assert.match(taggedLine(await c.command('a', `LOGIN "${USER}" wrong`), 'a'), /^a NO \[AUTHENTICATIONFAILED\]/);

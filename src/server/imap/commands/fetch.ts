@@ -108,6 +108,8 @@ export const fetch: CommandHandler = {
     if (ctx.uid && !items.some((i) => i.kind === 'uid')) items.unshift({ kind: 'uid' });
     if (req.changedSince !== null && !items.some((i) => i.kind === 'modseq')) items.push({ kind: 'modseq' });
     if (req.changedSince !== null || items.some((i) => i.kind === 'modseq')) s.condstore = true;
+    // RFC 7162 3.1.4.1: with CONDSTORE on, FLAGS come with the MODSEQ that goes with them.
+    if (s.condstore && items.some((i) => i.kind === 'flags') && !items.some((i) => i.kind === 'modseq')) items.push({ kind: 'modseq' });
     const { wanted, needsBody, setsSeen } = wants(items);
     const markSeen = setsSeen && !view.readOnly;
     const uids = view.resolve(set, ctx.uid);
