@@ -11,7 +11,7 @@ export type ParsedReport = DmarcAggregateReport | TlsReport;
 
 export interface ExtractResult {
   reports: ParsedReport[];
-  /** One line per attachment that was refused, with why. */
+  /** One line per attachment that was refused, with why (a message without report attachments refuses nothing). */
   refused: string[];
 }
 
@@ -67,6 +67,5 @@ export async function extractReports(message: Buffer, limits: ReportLimits = DEF
       result.refused.push(`${c.name}: ${err.message}`);
     }
   }
-  if (candidates.length === 0) result.refused.push('message carries no DMARC or TLS-RPT attachment');
   return result;
 }

@@ -192,3 +192,33 @@ test('a zip with too many entries or an unsupported method is refused', async ()
     store.close();
   }
 });
+
+test('a DMARCbis report with a namespace prefix parses; a mail without report attachments stores and refuses nothing', async () => {
+  const state = join(dir, 'state-ns');
+  const store = new ReportStore(state);
+  try {
+    const xml = `<?xml version="1.0" encoding="UTF-8"?>
+<d:feedback xmlns:d="urn:ietf:params:xml:ns:dmarc-2.0">
+  <d:version>1.0</d:version>
+  <d:report_metadata><d:org_name>mail.example.net</d:org_name><d:email>dmarc@example.net</d:email>
+    <d:report_id>ns-1</d:report_id><d:date_range><d:begin>1795737600</d:begin><d:end>1795823999</d:end></d:date_range></d:report_metadata>
+  <d:policy_published><d:domain>example.com</d:domain><d:p>reject</d:p><d:discovery_method>treewalk</d:discovery_method></d:policy_published>
+  <d:record><d:row><d:source_ip>203.0.113.10</d:source_ip><d:count>7</d:count>
+    <d:policy_evaluated><d:disposition>pass</d:disposition><d:dkim>pass</d:dkim><d:spf>pass</d:spf></d:policy_evaluated></d:row>
+    <d:identifiers><d:header_from>example.com</d:header_from></d:identifiers>
+    <d:auth_results><d:dkim><d:domain>example.com</d:domain><d:selector>postern-ed25519</d:selector><d:result>pass</d:result></d:dkim>
+      <d:spf><d:domain>example.com</d:domain><d:result>pass</d:result></d:spf></d:auth_results></d:record>
+</d:feedback>`;
+    const r = await ingestReportMessage(store, await reportMail('dmarc@example.net', 'ns', [{ filename: 'r.xml', content: Buffer.from(xml), contentType: 'text/xml' }]), now);
+    assert.deepEqual(r.refused, []);
+    const report = store.list(new Date(0)).dmarc[0];
+    assert.equal(report?.policy.p, 'reject');
+    assert.equal(report?.records[0]?.count, 7);
+    assert.equal(report?.records[0]?.dkimResults[0]?.selector, 'postern-ed25519');
+    const human = await ingestReportMessage(store, await reportMail('bob@example.net', 'question about your DMARC', []), now);
+    assert.deepEqual(human, { stored: [], refused: [] });
+    assert.equal(store.refusals(new Date(0)).length, 0);
+  } finally {
+    store.close();
+  }
+});
