@@ -31,9 +31,16 @@ export function register(program: Command): void {
   withFactOptions(dns.command('plan'))
     .description('print the records Postern owns for a stack, as an RFC 1035 zone file')
     .option('--ns <name>', 'name server for the SOA/NS lines (your DNS host\'s); repeat for more', collect)
-    .action((opts: CommonOptions & { ns?: string[] }) => {
+    .option('--format <format>', '"zone" (RFC 1035 text) or "json" (records, owned record sets, PTR, unknowns)', 'zone')
+    .action((opts: CommonOptions & { ns?: string[]; format: string }) => {
       try {
+        if (opts.format !== 'zone' && opts.format !== 'json') throw new CliError(`--format: expected "zone" or "json", got ${JSON.stringify(opts.format)}`);
         const { stack, plan, unknown, isPlaceholder } = buildStackPlan(opts.stacksDir, opts.stack, opts);
+        if (opts.format === 'json') {
+          const records = plan.records.map((r) => ({ ...r, ...(isPlaceholder(r) ? { placeholder: true } : {}) }));
+          process.stdout.write(`${JSON.stringify({ domain: stack.domain, records, owned: plan.owned, ptr: plan.ptr, pendingDkim: plan.pendingDkim, unknown }, null, 2)}\n`);
+          return;
+        }
         const ns = opts.ns ?? [`ns1.${stack.domain}.invalid`, `ns2.${stack.domain}.invalid`];
         const header = [
           `Postern DNS plan for stack "${opts.stack}": the records Postern owns in the ${stack.domain} zone.`,

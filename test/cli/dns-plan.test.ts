@@ -76,6 +76,23 @@ test('with every fact given, a 4096-bit RSA DKIM record is split into 255-byte s
   assert.match(r.stdout, new RegExp(`^postern-ed25519\\._domainkey\\.example\\.com\\.\\s+3600 IN TXT\\s+"v=DKIM1; k=ed25519; p=${edRaw.replace(/[+/]/g, '\\$&')}"$`, 'm'));
 });
 
+test('dns plan --format json lists records, ownership, PTR and what is still unknown', async () => {
+  const r = await postern(['dns', 'plan', '--stack', 'example', '--format', 'json', '--ipv4', '203.0.113.25']);
+  assert.equal(r.code, 0, r.stderr);
+  const plan = JSON.parse(r.stdout);
+  assert.equal(plan.domain, 'example.com');
+  assert.deepEqual(plan.records.find((x: { type: string; name: string }) => x.type === 'A' && x.name === 'mail.example.com'),
+    { name: 'mail.example.com', type: 'A', ttl: 3600, value: '203.0.113.25' });
+  assert.deepEqual(plan.records.find((x: { type: string; name: string }) => x.type === 'AAAA' && x.name === 'mail.example.com'),
+    { name: 'mail.example.com', type: 'AAAA', ttl: 3600, value: '2001:db8::1', placeholder: true });
+  assert.deepEqual(plan.ptr[0], { address: '203.0.113.25', reverseName: '25.113.0.203.in-addr.arpa', target: 'mail.example.com' });
+  assert.deepEqual(plan.pendingDkim.map((p: { selector: string }) => p.selector), ['postern-rsa', 'postern-ed25519']);
+  assert.ok(plan.owned.some((o: { name: string; type: string; valuePrefix?: string }) => o.name === 'example.com' && o.type === 'TXT' && o.valuePrefix === 'v=spf1'));
+  const bad = await postern(['dns', 'plan', '--stack', 'example', '--format', 'yaml']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stderr, 'postern dns: --format: expected "zone" or "json", got "yaml"\n');
+});
+
 test('named-checkzone catches a broken zone (the check can fail)', async () => {
   await assert.rejects(checkZone('example.com', '$ORIGIN example.com.\nexample.com. 3600 IN MX 10 mail.example.com.\n'));
 });
