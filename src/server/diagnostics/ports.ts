@@ -2,6 +2,7 @@
 // (DigitalOcean and many clouds block outbound 25 for new accounts; the fix is a relay).
 import { connect } from 'node:net';
 import { fail, ok, warn, type CheckResult } from './check.ts';
+import { LAPTOP_25 } from './tls.ts';
 
 export interface PortTarget {
   port: number;
@@ -43,7 +44,7 @@ export async function checkInboundPorts(host: string, ports: readonly PortTarget
       return ok(id, `${p.label} port ${p.port} on ${host} accepts connections`);
     } catch (err) {
       return fail(id, `${p.label} port ${p.port} on ${host} is not reachable: ${(err as Error).message}`,
-        `check that Postern listens on ${p.port} (\`ss -ltnp\` on the host) and that the DigitalOcean firewall allows ${p.port} (it is in the planned firewall: run \`pulumi up\`)`);
+        `check that Postern listens on ${p.port} (\`ss -ltnp\` on the host) and that the DigitalOcean firewall allows ${p.port} (it is in the planned firewall: run \`pulumi up\`)${p.port === 25 ? LAPTOP_25 : ''}`);
     }
   }));
 }

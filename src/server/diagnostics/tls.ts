@@ -6,6 +6,9 @@ import { fail, ok, type CheckResult } from './check.ts';
 
 export const MIN_DAYS_LEFT = 14;
 
+/** Home and office networks often block outgoing port 25, which looks exactly like a dead MX from there. */
+export const LAPTOP_25 = '; if you run the doctor from a home or office network, that network may block outgoing port 25: run `postern doctor --local` on the host to tell the two apart';
+
 export interface TlsService {
   port: number;
   mode: TlsMode;
@@ -46,7 +49,7 @@ export async function checkTls(t: TlsCheckTarget): Promise<CheckResult[]> {
       r = await probeTls({ host: t.host, port: t.portFor ? t.portFor(svc.port) : svc.port, mode: svc.mode, servername: t.hostname,
         ...(t.ca ? { ca: t.ca } : {}), ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}) });
     } catch (err) {
-      return fail(id, `${where}: no TLS session: ${(err as Error).message}`, `check that Postern listens on port ${svc.port} (\`postern doctor --local\`) and the firewall allows it`);
+      return fail(id, `${where}: no TLS session: ${(err as Error).message}`, `check that Postern listens on port ${svc.port} (\`postern doctor --local\`) and the firewall allows it${svc.port === 25 ? LAPTOP_25 : ''}`);
     }
     const notAfter = new Date(r.cert.valid_to);
     const daysLeft = Math.floor((notAfter.getTime() - t.now.getTime()) / 86_400_000);

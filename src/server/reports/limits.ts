@@ -16,7 +16,7 @@ export interface ReportLimits {
 
 export const DEFAULT_REPORT_LIMITS: ReportLimits = {
   maxCompressedBytes: 5 * 1024 * 1024,
-  maxDecompressedBytes: 20 * 1024 * 1024,
+  maxDecompressedBytes: 10 * 1024 * 1024,
   maxZipEntries: 16,
   maxRecords: 50_000,
   maxAttachments: 8,
