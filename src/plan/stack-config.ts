@@ -141,6 +141,18 @@ function crossCheck(v: Parsed, raw: Record<string, unknown>, errors: string[]): 
       errors.push(`${at(t.path)}: found ${showValue(t.address)}; expected a user or alias of ${domain} (no such mailbox)`);
     }
   }
+  // Reports and CA notices sent to a local address nobody receives would be lost. postmaster@ and abuse@ always
+  // exist (server-render.ts routes them to the first user unless they are aliases).
+  const roles = new Set([`postmaster@${domain}`, `abuse@${domain}`]);
+  const notices: [PropertyKey[], string | undefined][] = [
+    [['dmarc', 'reportAddress'], v.dmarc.reportAddress], [['tlsRpt', 'reportAddress'], v.tlsRpt.reportAddress], [['acme', 'email'], v.acme.email],
+  ];
+  for (const [path, addr] of notices) {
+    const key = addr?.toLowerCase();
+    if (key?.endsWith(`@${domain}`) && !roles.has(key) && !userAddresses.has(key) && !aliasFroms.has(key)) {
+      errors.push(`${at(path)}: found ${showValue(addr)}; expected a user or alias of ${domain} (no such mailbox)`);
+    }
+  }
   if (!v.dkim.rsa && !v.dkim.ed25519) {
     errors.push(`${at(['dkim'])}: found rsa false and ed25519 false; expected at least one DKIM key (rsa is the one every verifier understands)`);
   }

@@ -150,6 +150,10 @@ const invalid: [string, (c: Record<string, unknown>) => void, string[]][] = [
   ['dmarc report address malformed', (c) => { c.dmarc = { reportAddress: 'mailto:dmarc@example.com' }; }, [
     'postern:dmarc.reportAddress: found "mailto:dmarc@example.com"; expected an email address like name@example.com',
   ]],
+  ['reports to a local mailbox that does not exist', (c) => { c.dmarc = { reportAddress: 'dmarc@example.com' }; c.tlsRpt = { reportAddress: 'tls@example.com' }; }, [
+    'postern:dmarc.reportAddress: found "dmarc@example.com"; expected a user or alias of example.com (no such mailbox)',
+    'postern:tlsRpt.reportAddress: found "tls@example.com"; expected a user or alias of example.com (no such mailbox)',
+  ]],
   ['mtaSts mode unknown', (c) => { c.mtaSts = { mode: 'strict' }; }, ['postern:mtaSts.mode: found "strict"; expected one of "none", "testing", "enforce"']],
   ['mtaSts maxAge too long', (c) => { c.mtaSts = { maxAge: '400d' }; }, ['postern:mtaSts.maxAge: found "400d"; expected a duration from 1 day to 1 year, like "7d" or 604800 (seconds)']],
   ['dkim with no key at all', (c) => { c.dkim = { rsa: false, ed25519: false }; }, [
