@@ -37,6 +37,7 @@ interface DoctorOptions {
   server?: string;
   dnsblServer?: string;
   dnsbl: string[];
+  dnsblDomain: string[];
   ipv4?: string;
   ipv6?: string;
   dkimFile: string[];
@@ -77,16 +78,17 @@ function parseGroups(spec: string | undefined, local: boolean): CheckGroup[] {
   return groups as CheckGroup[];
 }
 
-function blocklists(zones: string[]): DnsblList[] {
-  if (zones.length === 0) return [...DEFAULT_DNSBLS];
-  return zones.map((z) => {
+/** The lists to query: the defaults, or the zones given (known ones keep their return-code meanings). */
+function blocklists(ipZones: string[], domainZones: string[]): DnsblList[] {
+  if (ipZones.length === 0 && domainZones.length === 0) return [...DEFAULT_DNSBLS];
+  const one = (z: string, kind: DnsblList['kind'], flag: string): DnsblList => {
     const zone = z.toLowerCase().replace(/\.$/, '');
-    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(zone)) throw new CliError(`--dnsbl: ${JSON.stringify(z)} is not a DNS zone`);
+    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(zone)) throw new CliError(`${flag}: ${JSON.stringify(z)} is not a DNS zone`);
     return DEFAULT_DNSBLS.find((l) => l.zone === zone) ?? {
-      zone, name: zone, kind: zone.includes('dbl') ? 'domain' : 'ip', ipv6: true, codes: {}, refusals: {},
-      delistUrl: `the website of the ${zone} operator`,
+      zone, name: zone, kind, ipv6: true, codes: {}, refusals: {}, delistUrl: `the website of the ${zone} operator`,
     };
-  });
+  };
+  return [...ipZones.map((z) => one(z, 'ip', '--dnsbl')), ...domainZones.map((z) => one(z, 'domain', '--dnsbl-domain'))];
 }
 
 /** Public keys of the DKIM keys the server signs with (on the host, from the private key files). */
@@ -155,7 +157,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<{ results: CheckRe
   };
   const results = await runDiagnostics(target, {
     groups, resolver, dnsblResolver, fetchText, connectHost, ...(portFor ? { portFor } : {}), ...(ca ? { ca } : {}),
-    dnsbls: blocklists(opts.dnsbl), outboundTargets: DEFAULT_OUTBOUND_TARGETS, now: new Date(), timeoutMs,
+    dnsbls: blocklists(opts.dnsbl, opts.dnsblDomain), outboundTargets: DEFAULT_OUTBOUND_TARGETS, now: new Date(), timeoutMs,
     ...(config ? {
       host: {
         listening: (Object.entries(config.ports) as [keyof ServerConfig['ports'], number][])
@@ -177,7 +179,8 @@ export function register(program: Command): void {
     .option('--config <file>', 'server config on the host (with --local)', DEFAULT_SERVER_CONFIG)
     .option('--server <host:port>', 'DNS resolver to ask (default: the system resolver)')
     .option('--dnsbl-server <host:port>', 'resolver for blocklist lookups (default: --server); many blocklists refuse public resolvers')
-    .option('--dnsbl <zone>', `blocklist zone to check, repeatable (default: ${DEFAULT_DNSBLS.map((l) => l.zone).join(', ')})`, collect, [])
+    .option('--dnsbl <zone>', `IP blocklist zone to check, repeatable (default: ${DEFAULT_DNSBLS.filter((l) => l.kind === 'ip').map((l) => l.zone).join(', ')})`, collect, [])
+    .option('--dnsbl-domain <zone>', `domain blocklist zone to check, repeatable (default: ${DEFAULT_DNSBLS.filter((l) => l.kind === 'domain').map((l) => l.zone).join(', ')})`, collect, [])
     .option('--ipv4 <address>', 'the host\'s IPv4 address (default: the A record of the host name)')
     .option('--ipv6 <address>', 'the host\'s IPv6 address (default: its AAAA record)')
     .option('--dkim-file <selector=file>', 'a DKIM key (public or private PEM) to compare the published record with, repeatable', collect, [])

@@ -34,7 +34,7 @@ function postern(args: string[]): Promise<{ code: number | null; stdout: string;
 }
 
 const common = () => ['--stacks-dir', world.stacksDir, '--server', world.resolverAddress, '--only', 'dns,ptr,dnsbl',
-  '--dnsbl', 'zen.bl.test', '--dnsbl', 'dbl.bl.test', '--connect', '127.0.0.1', '--port-map', `443=${world.httpsPort}`,
+  '--dnsbl', 'zen.bl.test', '--dnsbl-domain', 'dbl.bl.test', '--connect', '127.0.0.1', '--port-map', `443=${world.httpsPort}`,
   '--ca', world.caFile, '--timeout', '3000'];
 
 test('a clean stack: every check ok, exit 0, addresses found through DNS, DKIM compared with the key files', async () => {
