@@ -12,6 +12,10 @@ import type { SqliteStore } from './sqlite-store.ts';
 import type { ReconcileReport } from './types.ts';
 
 const MAX_FILE_BYTES = 1024 * 1024 * 1024; // never read a giant stray file into memory
+const READ_PARALLEL = 8;
+/** Files per index transaction: large enough to amortise the commit, small enough to bound memory. */
+const BATCH_FILES = 200;
+const BATCH_BYTES = 16 * 1024 * 1024;
 
 async function listDir(dir: string): Promise<string[]> {
   try {
@@ -81,14 +85,25 @@ export async function reconcile(store: SqliteStore, logger: Logger): Promise<Rec
         batch = [];
         batchBytes = 0;
       };
-      for (const file of [...onDisk].sort()) {
-        const full = path.join(dir, 'cur', file);
-        const st = await fsp.stat(full);
-        if (!st.isFile()) continue;
-        if (st.size > MAX_FILE_BYTES || st.size === 0) { logger.error({ file: path.relative(stateDir, full), size: st.size }, 'message file without an index row is empty or too large; left alone'); continue; }
-        batch.push({ file, raw: await fsp.readFile(full), bits: bitsFromMaildirInfo(file), date: st.mtimeMs });
-        batchBytes += st.size;
-        if (batch.length >= 500 || batchBytes >= 64 * 1024 * 1024) flush();
+      const pending = [...onDisk].sort();
+      // Read a few files at a time (the disk works while the index inserts), in name order so UIDs follow it.
+      for (let i = 0; i < pending.length; i += READ_PARALLEL) {
+        const group = await Promise.all(pending.slice(i, i + READ_PARALLEL).map(async (file) => {
+          const full = path.join(dir, 'cur', file);
+          const st = await fsp.stat(full);
+          if (!st.isFile()) return null;
+          if (st.size > MAX_FILE_BYTES || st.size === 0) {
+            logger.error({ file: path.relative(stateDir, full), size: st.size }, 'message file without an index row is empty or too large; left alone');
+            return null;
+          }
+          return { file, raw: await fsp.readFile(full), bits: bitsFromMaildirInfo(file), date: st.mtimeMs };
+        }));
+        for (const g of group) {
+          if (!g) continue;
+          batch.push(g);
+          batchBytes += g.raw.length;
+          if (batch.length >= BATCH_FILES || batchBytes >= BATCH_BYTES) flush();
+        }
       }
       flush();
     }

@@ -17,8 +17,9 @@ export interface CompiledSearch {
 
 /** Registers the helper functions search SQL uses. */
 export function registerSearchFunctions(db: DatabaseSync): void {
+  // The FTS text is stored lower-cased, so a lower-cased needle is a case-insensitive match.
   db.function('contains_ci', { deterministic: true }, (hay: unknown, needle: unknown) =>
-    typeof hay === 'string' && typeof needle === 'string' && hay.toLowerCase().includes(needle) ? 1 : 0);
+    typeof hay === 'string' && typeof needle === 'string' && hay.includes(needle) ? 1 : 0);
   db.function('header_has', { deterministic: true }, (header: unknown, field: unknown, needle: unknown) => {
     if (!(header instanceof Uint8Array) || typeof field !== 'string' || typeof needle !== 'string') return 0;
     for (const f of parseFields(headerBytesToString(header))) {
@@ -29,8 +30,9 @@ export function registerSearchFunctions(db: DatabaseSync): void {
   });
 }
 
-function phrase(needle: string): string {
-  return `"${needle.replace(/"/g, '""')}"`;
+/** `*needle*` for GLOB over the lower-cased FTS text, GLOB's own wildcards taken literally. */
+function globPattern(needle: string): string {
+  return `*${needle.replace(/[*?[]/g, (c) => `[${c}]`)}*`;
 }
 
 function needleOf(value: string): string {
@@ -47,7 +49,7 @@ function dateOp(op: 'before' | 'on' | 'since'): string {
   return op === 'before' ? '<' : op === 'on' ? '=' : '>=';
 }
 
-/** FTS5 counts a phrase of 1–2 characters as no trigram at all: those fall back to scanning the cached text. */
+/** A needle of 1–2 characters has no trigram: it falls back to scanning this mailbox's cached text. */
 function ftsUsable(needle: string): boolean {
   return [...needle].length >= 3;
 }
@@ -89,8 +91,8 @@ export function compileSearch(key: SearchKey): CompiledSearch {
         if (!/^[\x21-\x39\x3b-\x7e]{1,100}$/.test(field)) throw new StoreError('CANNOT', 'invalid header field name in search');
         const needle = needleOf(k.value);
         if (ftsUsable(needle)) {
-          params.push(phrase(needle), field, needle);
-          return '(c.id IN (SELECT rowid FROM fts WHERE fts.headers MATCH ?) AND header_has(c.header, ?, ?))';
+          params.push(globPattern(needle), field, needle);
+          return '(c.id IN (SELECT rowid FROM fts WHERE fts.headers GLOB ?) AND header_has(c.header, ?, ?))';
         }
         params.push(field, needle);
         return 'header_has(c.header, ?, ?)';
@@ -98,17 +100,17 @@ export function compileSearch(key: SearchKey): CompiledSearch {
       case 'body': {
         const needle = needleOf(k.value);
         if (needle === '') return '1';
-        params.push(ftsUsable(needle) ? phrase(needle) : needle);
+        params.push(ftsUsable(needle) ? globPattern(needle) : needle);
         return ftsUsable(needle)
-          ? 'c.id IN (SELECT rowid FROM fts WHERE fts.body MATCH ?)'
+          ? 'c.id IN (SELECT rowid FROM fts WHERE fts.body GLOB ?)'
           : 'contains_ci((SELECT body FROM fts WHERE rowid = c.id), ?)';
       }
       case 'text': {
         const needle = needleOf(k.value);
         if (needle === '') return '1';
         if (ftsUsable(needle)) {
-          params.push(phrase(needle));
-          return 'c.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)';
+          params.push(globPattern(needle), globPattern(needle));
+          return 'c.id IN (SELECT rowid FROM fts WHERE fts.headers GLOB ? UNION SELECT rowid FROM fts WHERE fts.body GLOB ?)';
         }
         params.push(needle, needle);
         return '(contains_ci((SELECT headers FROM fts WHERE rowid = c.id), ?) OR contains_ci((SELECT body FROM fts WHERE rowid = c.id), ?))';

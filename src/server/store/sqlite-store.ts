@@ -440,13 +440,11 @@ export class SqliteStore implements MailStore {
   }
 
   status(mailboxId: number): MailboxStatus {
-    const mb = this.mailboxById(mailboxId);
-    const s = this.q(`SELECT count(*) AS messages, coalesce(sum((flags & 1) = 0), 0) AS unseen, coalesce(sum(recent), 0) AS recent,
-      coalesce(sum((flags & 8) != 0), 0) AS deleted, coalesce(sum(size), 0) AS size,
-      min(CASE WHEN (flags & 1) = 0 THEN uid END) AS first_unseen FROM messages WHERE mailbox_id = ?`).get(mailboxId) as
-      { messages: number; unseen: number; recent: number; deleted: number; size: number; first_unseen: number | null };
+    const mb = this.q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as (MailboxRow & { n_messages: number; n_unseen: number; n_deleted: number; n_recent: number; total_size: number }) | undefined;
+    if (!mb) throw new StoreError('NONEXISTENT', 'mailbox does not exist');
+    const first = mb.n_unseen > 0 ? (this.q('SELECT min(uid) AS u FROM messages WHERE mailbox_id = ? AND (flags & 1) = 0').get(mailboxId) as { u: number | null }).u : null;
     return {
-      messages: s.messages, unseen: s.unseen, recent: s.recent, deleted: s.deleted, sizeBytes: s.size, firstUnseenUid: s.first_unseen,
+      messages: mb.n_messages, unseen: mb.n_unseen, recent: mb.n_recent, deleted: mb.n_deleted, sizeBytes: mb.total_size, firstUnseenUid: first,
       uidNext: mb.uid_next, uidValidity: mb.uid_validity, highestModseq: mb.highest_modseq,
     };
   }
@@ -554,7 +552,7 @@ export class SqliteStore implements MailStore {
   private insertContent(bytes: Buffer, parsed: ParsedMessage, fts: FtsRow[]): number {
     const c = this.q('INSERT INTO contents(size, sent_day, header, envelope, body_structure) VALUES (?, ?, ?, ?, ?) RETURNING id')
       .get(bytes.length, parsed.sentDay, bytes.subarray(0, parsed.headerEnd), JSON.stringify(parsed.envelope), JSON.stringify(parsed.bodyStructure)) as { id: number };
-    fts.push([c.id, parsed.headerText, parsed.bodyText]);
+    fts.push([c.id, parsed.headerText.toLowerCase(), parsed.bodyText.toLowerCase()]);
     return c.id;
   }
 

@@ -239,6 +239,13 @@ describe('messages', () => {
     assert.deepEqual(ch.vanished, [3]);
     assert.deepEqual(s.claimRecent(inbox.id), [1, 2]);
     assert.deepEqual(s.claimRecent(inbox.id), []);
+    // The counters STATUS reads agree with the messages themselves after all that.
+    await s.append(inbox.id, message('m4', 'x\r\n'), { flags: ['\\Deleted'] });
+    const msgs = s.listMessages(inbox.id);
+    const st = s.status(inbox.id);
+    assert.deepEqual([st.messages, st.unseen, st.deleted, st.recent, st.sizeBytes, st.firstUnseenUid],
+      [msgs.length, msgs.filter((m) => !m.flags.includes('\\Seen')).length, msgs.filter((m) => m.flags.includes('\\Deleted')).length, 1,
+        msgs.reduce((n, m) => n + m.size, 0), 4]);
   });
 
   it('copies and moves with UID maps and tells other sessions', async () => {
