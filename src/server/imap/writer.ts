@@ -4,6 +4,11 @@
 import type { BodyParams, BodyStructure, Envelope, EnvelopeAddress } from '../store/types.ts';
 
 const MAX_QUOTED = 1024;
+const ASCII_QUOTABLE = /^[\x01-\x09\x0b\x0c\x0e-\x7f]*$/;
+const UTF8_QUOTABLE = /^[^\x00\r\n]*$/;
+const NEEDS_ESCAPE = /["\\]/;
+const ESCAPES = /["\\]/g;
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 export class ResponseBuilder {
   private parts: Buffer[] = [];
@@ -14,6 +19,10 @@ export class ResponseBuilder {
   private readonly utf8: boolean;
   constructor(utf8 = false) {
     this.utf8 = utf8;
+  }
+
+  get utf8Enabled(): boolean {
+    return this.utf8;
   }
 
   private sep(): void {
@@ -42,13 +51,22 @@ export class ResponseBuilder {
 
   /** A string: quoted when safe, a literal otherwise. */
   string(s: string | Buffer): this {
-    const buf = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
-    if (canQuote(buf, this.utf8)) {
+    if (typeof s === 'string') {
+      // The common case (short ASCII header values) never leaves JavaScript strings.
+      const q = quotedOrNull(s, this.utf8);
+      if (q !== null) {
+        this.sep();
+        this.text += q;
+        return this;
+      }
+      return this.literal(Buffer.from(s, 'utf8'));
+    }
+    if (canQuote(s, this.utf8)) {
       this.sep();
-      this.text += quote(buf);
+      this.text += quote(s);
       return this;
     }
-    return this.literal(buf);
+    return this.literal(s);
   }
 
   nstring(s: string | Buffer | null | undefined): this {
@@ -125,7 +143,7 @@ export function canQuote(buf: Buffer, utf8: boolean): boolean {
   if (!high) return true;
   if (!utf8) return false;
   try {
-    new TextDecoder('utf-8', { fatal: true }).decode(buf);
+    UTF8.decode(buf);
     return true;
   } catch {
     return false;
@@ -141,6 +159,39 @@ export function quoted(s: string): string {
   return quote(Buffer.from(s, 'utf8'));
 }
 
+/** A quoted string, or null when the value needs a literal. */
+function quotedOrNull(v: string, utf8: boolean): string | null {
+  if (v.length > MAX_QUOTED) return null;
+  if (!ASCII_QUOTABLE.test(v) && !(utf8 && UTF8_QUOTABLE.test(v) && v.isWellFormed() && Buffer.byteLength(v) <= MAX_QUOTED)) return null;
+  return NEEDS_ESCAPE.test(v) ? `"${v.replace(ESCAPES, '\\$&')}"` : `"${v}"`;
+}
+
+class NeedsLiteral extends Error {}
+
+function nq(v: string | null, utf8: boolean): string {
+  if (v === null) return 'NIL';
+  const q = quotedOrNull(v, utf8);
+  if (q === null) throw new NeedsLiteral();
+  return q;
+}
+
+function addressText(list: EnvelopeAddress[] | null, utf8: boolean): string {
+  if (!list || list.length === 0) return 'NIL';
+  let out = '(';
+  for (const a of list) out += `(${nq(a.name, utf8)} ${nq(a.adl, utf8)} ${nq(a.mailbox, utf8)} ${nq(a.host, utf8)})`;
+  return `${out})`;
+}
+
+/** ENVELOPE as one string when every field fits in a quoted string (nearly always); null otherwise. */
+export function envelopeText(e: Envelope, utf8: boolean): string | null {
+  try {
+    return `(${nq(e.date, utf8)} ${nq(e.subject, utf8)} ${addressText(e.from, utf8)} ${addressText(e.sender ?? e.from, utf8)} ${addressText(e.replyTo ?? e.from, utf8)} ${addressText(e.to, utf8)} ${addressText(e.cc, utf8)} ${addressText(e.bcc, utf8)} ${nq(e.inReplyTo, utf8)} ${nq(e.messageId, utf8)})`;
+  } catch (err) {
+    if (err instanceof NeedsLiteral) return null;
+    throw err;
+  }
+}
+
 function addresses(w: ResponseBuilder, list: EnvelopeAddress[] | null): void {
   if (!list || list.length === 0) {
     w.nil();
@@ -154,6 +205,11 @@ function addresses(w: ResponseBuilder, list: EnvelopeAddress[] | null): void {
 }
 
 export function writeEnvelope(w: ResponseBuilder, e: Envelope): void {
+  const fast = envelopeText(e, w.utf8Enabled);
+  if (fast !== null) {
+    w.raw(fast);
+    return;
+  }
   w.open().nstring(e.date).nstring(e.subject);
   addresses(w, e.from);
   addresses(w, e.sender ?? e.from);

@@ -3,7 +3,7 @@
 // QUOTA, CONDSTORE.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ImapFlow } from 'imapflow';
+import { ImapFlow, type FetchMessageObject, type FetchQueryObject, type StatusObject } from 'imapflow';
 import { PASSWORD, USER, startImap, type ImapHarness } from './harness.ts';
 
 let h: ImapHarness;
@@ -56,6 +56,19 @@ function simple(n: number, subject: string, body = 'plain body'): string {
   return `From: sender${n}@example.org\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nMessage-ID: <s${n}@example.org>\r\nDate: Sat, 2${n % 8} Nov 2026 08:00:00 +0000\r\n\r\n${body}\r\n`;
 }
 
+/** fetchOne / status answer false when the server said NO; here that is a test failure. */
+async function one(range: string, query: FetchQueryObject, opts?: { uid?: boolean }): Promise<FetchMessageObject> {
+  const m = await c.fetchOne(range, query, opts);
+  assert.ok(m, `FETCH ${range} returned nothing`);
+  return m;
+}
+
+async function stat(path: string, query: Parameters<ImapFlow['status']>[1]): Promise<StatusObject> {
+  const st = await c.status(path, query);
+  assert.ok(st, `STATUS ${path} failed`);
+  return st;
+}
+
 before(async () => {
   h = await startImap({ quotaBytes: 10 * 1024 * 1024 });
   c = new ImapFlow({ host: h.host, port: h.imapPort, secure: false, auth: { user: USER, pass: PASSWORD }, tls: { ca: [h.certPem] }, logger: false, disableAutoIdle: true });
@@ -100,7 +113,7 @@ test('APPEND keeps flags and date and answers APPENDUID; FETCH returns ENVELOPE,
   assert.ok(r && typeof r === 'object' && r.uid === 1);
   const lock = await c.getMailboxLock('INBOX');
   try {
-    const m = await c.fetchOne('1', { envelope: true, bodyStructure: true, flags: true, internalDate: true, size: true, uid: true });
+    const m = await one('1', { envelope: true, bodyStructure: true, flags: true, internalDate: true, size: true, uid: true });
     assert.ok(m);
     assert.deepEqual([...(m.flags ?? [])].sort(), ['$Important', '\\Flagged']);
     assert.equal((m.internalDate as Date).toISOString(), '2026-11-01T12:34:56.000Z');
@@ -121,7 +134,7 @@ test('APPEND keeps flags and date and answers APPENDUID; FETCH returns ENVELOPE,
     assert.equal(pdf!.disposition, 'attachment');
     assert.equal(pdf!.dispositionParameters?.filename, 'r.pdf');
 
-    const parts = await c.fetchOne('1', { bodyParts: ['1.1', '1.2', '2', '2.HEADER', '3', '1.1.MIME'] });
+    const parts = await one('1', { bodyParts: ['1.1', '1.2', '2', '2.HEADER', '3', '1.1.MIME'] });
     assert.ok(parts && parts.bodyParts);
     assert.equal(parts.bodyParts.get('1.1')!.toString(), 'Hello caf=C3=A9 zanzibarite');
     assert.equal(parts.bodyParts.get('1.2')!.toString(), '<p>Hello</p>');
@@ -131,16 +144,17 @@ test('APPEND keeps flags and date and answers APPENDUID; FETCH returns ENVELOPE,
     assert.equal(parts.bodyParts.get('1.1.mime')!.toString(), 'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n');
 
     const dl = await c.download('1', '3');
+    assert.ok(dl.content, 'part 3 downloads');
     const chunks: Buffer[] = [];
     for await (const chunk of dl.content) chunks.push(chunk as Buffer);
     assert.equal(Buffer.concat(chunks).toString(), '%PDF-1.4\n', 'the attachment decodes');
 
-    const head = await c.fetchOne('1', { headers: ['subject', 'message-id'], source: { start: 0, maxLength: 20 } });
+    const head = await one('1', { headers: ['subject', 'message-id'], source: { start: 0, maxLength: 20 } });
     assert.equal(head!.headers!.toString(), 'Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= and =?iso-8859-1?q?caf=E9?=\r\nMessage-ID: <nested-1@example.org>\r\n\r\n');
     assert.equal(head!.source!.toString(), NESTED.slice(0, 20), 'partial fetch');
-    const flags = await c.fetchOne('1', { flags: true });
+    const flags = await one('1', { flags: true });
     assert.ok(!flags!.flags!.has('\\Seen'), 'BODY.PEEK does not set \\Seen');
-    const full = await c.fetchOne('1', { source: true });
+    const full = await one('1', { source: true });
     assert.equal(full!.source!.toString(), NESTED);
   } finally {
     lock.release();
@@ -175,16 +189,16 @@ test('STORE, COPY, MOVE, EXPUNGE with UIDPLUS and CONDSTORE', async () => {
     const before = c.mailbox && typeof c.mailbox === 'object' ? c.mailbox.highestModseq : undefined;
     assert.ok(before !== undefined);
     assert.ok(await c.messageFlagsAdd('2:3', ['\\Answered', '$Label1']));
-    const f = await c.fetchOne('2', { flags: true, modseq: true });
+    const f = await one('2', { flags: true });
     assert.deepEqual([...f!.flags!].sort(), ['$Label1', '\\Answered']);
     assert.ok(f!.modseq! > before!);
     // A conditional store that loses the race changes nothing.
     await c.messageFlagsAdd('2', ['\\Flagged'], { unchangedSince: 1n });
-    assert.ok(!(await c.fetchOne('2', { flags: true }))!.flags!.has('\\Flagged'));
+    assert.ok(!(await one('2', { flags: true }))!.flags!.has('\\Flagged'));
     await c.messageFlagsRemove('2', ['$Label1']);
-    assert.deepEqual([...(await c.fetchOne('2', { flags: true }))!.flags!], ['\\Answered']);
+    assert.deepEqual([...(await one('2', { flags: true }))!.flags!], ['\\Answered']);
     await c.messageFlagsSet('3', ['\\Draft']);
-    assert.deepEqual([...(await c.fetchOne('3', { flags: true }))!.flags!], ['\\Draft']);
+    assert.deepEqual([...(await one('3', { flags: true }))!.flags!], ['\\Draft']);
 
     const copied = await c.messageCopy('2:3', 'Archive');
     assert.ok(copied);
@@ -195,9 +209,9 @@ test('STORE, COPY, MOVE, EXPUNGE with UIDPLUS and CONDSTORE', async () => {
     assert.equal((c.mailbox as { exists: number }).exists, 5);
     assert.ok(await c.messageDelete('6', { uid: true }));
     assert.deepEqual(await c.search({ all: true }, { uid: true }), [1, 2, 3, 4]);
-    const archive = await c.status('Archive', { messages: true, uidNext: true, unseen: true });
+    const archive = await stat('Archive', { messages: true, uidNext: true, unseen: true });
     assert.deepEqual([archive.messages, archive.uidNext], [2, 3]);
-    const trash = await c.status('Trash', { messages: true });
+    const trash = await stat('Trash', { messages: true });
     assert.equal(trash.messages, 1);
   } finally {
     lock.release();
@@ -208,7 +222,7 @@ test('EXAMINE is read-only; STORE there is refused', async () => {
   const mb = await c.mailboxOpen('Archive', { readOnly: true });
   assert.equal(mb.readOnly, true);
   assert.equal(await c.messageFlagsAdd('1', ['\\Deleted']), false);
-  const f = await c.fetchOne('1', { flags: true, source: true });
+  const f = await one('1', { flags: true, source: true });
   assert.ok(!f!.flags!.has('\\Seen'), 'reading in a read-only mailbox does not set \\Seen');
   await c.mailboxClose();
 });
@@ -224,6 +238,7 @@ test('implicit TLS on imaps:// with AUTHENTICATE PLAIN', async () => {
   const t = new ImapFlow({ host: h.host, port: h.imapsPort, secure: true, auth: { user: USER, pass: PASSWORD, loginMethod: 'AUTH=PLAIN' }, tls: { ca: [h.certPem], servername: 'localhost' }, logger: false });
   await t.connect();
   const st = await t.status('INBOX', { messages: true });
+  assert.ok(st);
   assert.equal(st.messages, 4);
   await t.logout();
   const bad = new ImapFlow({ host: h.host, port: h.imapsPort, secure: true, auth: { user: USER, pass: 'wrong' }, tls: { ca: [h.certPem], servername: 'localhost' }, logger: false });

@@ -10,6 +10,13 @@ import { PASSWORD, USER, startImap, type ImapHarness } from './harness.ts';
 ensureDebianPackages(['python3']);
 
 let h: ImapHarness;
+
+interface ScriptOutput {
+  pre_caps: string[]; login: string; caps: string[]; append: string; create: string; list: string[]; exists: string;
+  search_literal: string; search_plain: string; flags_before: string; rfc822: string; rfc822_head: string;
+  flags_after: string; partial: string; copy_status: string; copy: string; store: string; expunge: string[];
+  status: string; logout: string;
+}
 before(async () => { h = await startImap(); });
 after(async () => { await h.stop(); });
 
@@ -53,7 +60,7 @@ test('imaplib over STARTTLS: literals, fetch, store, copy, expunge, modified UTF
     env: { ...process.env, PORT: String(h.imapPort), CA: h.certFile, USER, PASS: PASSWORD },
     encoding: 'utf8', timeout: 60000,
   });
-  const out = JSON.parse(r.stdout) as Record<string, string & string[]>;
+  const out = JSON.parse(r.stdout) as ScriptOutput;
   assert.ok(out.pre_caps.includes('STARTTLS') && out.pre_caps.includes('LOGINDISABLED'));
   assert.equal(out.login, 'OK');
   assert.ok(out.caps.includes('UIDPLUS'));

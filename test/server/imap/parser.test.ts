@@ -20,6 +20,7 @@ import { filterHeader } from '../../../src/server/imap/body-sections.ts';
 function reader(limits: Partial<ImapLimits> = {}): { r: CommandReader; input: PassThrough; continuations: () => number } {
   let n = 0;
   const r = new CommandReader({ ...DEFAULT_IMAP_LIMITS, ...limits }, () => { n++; });
+  r.appendAllowed = true; // as after login
   const input = new PassThrough();
   r.attach(input);
   return { r, input, continuations: () => n };
