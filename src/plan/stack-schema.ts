@@ -22,6 +22,15 @@ const policy = z.enum(['none', 'quarantine', 'reject']);
 const PHC_ARGON2ID = /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]{11,}\$[A-Za-z0-9+/]{16,}$/;
 const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,2}( [^\r\n]*)?$/;
 
+/** The key blob starts with its own type name: a truncated or mangled paste does not. */
+function keyBlobMatchesType(line: string): boolean {
+  const [type, b64] = line.split(' ') as [string, string];
+  const blob = Buffer.from(b64, 'base64');
+  if (blob.length < 4) return false;
+  const len = blob.readUInt32BE(0);
+  return len === type.length && blob.subarray(4, 4 + len).toString('latin1') === type;
+}
+
 const secret = z.union([
   z.string().min(1),
   z.strictObject({ secure: z.string().min(1) }),
@@ -50,7 +59,7 @@ export const stackConfigSchema = z.strictObject({
   allowSshFromAnywhere: bool('allow SSH from 0.0.0.0/0 and ::/0').default(false),
   sshPublicKey: z.string({ error: 'expected an OpenSSH public key line like "ssh-ed25519 AAAA... you@laptop"' })
     .transform((s) => s.trim())
-    .refine((s) => SSH_PUBLIC_KEY.test(s), 'expected an OpenSSH public key line like "ssh-ed25519 AAAA... you@laptop"'),
+    .refine((s) => SSH_PUBLIC_KEY.test(s) && keyBlobMatchesType(s), 'expected an OpenSSH public key line like "ssh-ed25519 AAAA... you@laptop"'),
   users: z.array(z.strictObject({
     address: address(),
     name: z.string({ error: 'expected a display name' }).max(200, 'expected a display name of at most 200 characters').default(''),

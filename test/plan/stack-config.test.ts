@@ -111,6 +111,10 @@ const invalid: [string, (c: Record<string, unknown>) => void, string[]][] = [
   ['sshPublicKey is a private key', (c) => { c.sshPublicKey = '-----BEGIN OPENSSH PRIVATE KEY-----'; }, [
     'postern:sshPublicKey: found "-----BEGIN OPENSSH PRIVATE KEY-----"; expected an OpenSSH public key line like "ssh-ed25519 AAAA... you@laptop"',
   ]],
+  ['sshPublicKey whose blob is of another type', (c) => { c.sshPublicKey = 'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIB4BG3e7eRd5fUpjQd75+0ge/aYVk5zz8kkt47geJtmy me'; }, [
+    // Long values are cut at 80 characters in messages.
+    'postern:sshPublicKey: found "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIB4BG3e7eRd5fUpjQd75+0ge/aYVk5zz8kkt47geJtmy...; expected an OpenSSH public key line like "ssh-ed25519 AAAA... you@laptop"',
+  ]],
   ['no users', (c) => { c.users = []; }, ['postern:users: found []; expected at least one user']],
   ['user address in another domain', (c) => { user(c).address = 'alice@example.net'; }, ['postern:users[0].address: found "alice@example.net"; expected an address @example.com']],
   ['user address malformed', (c) => { user(c).address = 'alice'; }, ['postern:users[0].address: found "alice"; expected an email address like name@example.com']],
