@@ -13,6 +13,7 @@ import { resolveMxRoute } from './mx.ts';
 import type { QueueResolver } from './mx.ts';
 import { OutboundSession } from './smtp-client.ts';
 import type { OutboundClientOptions, OutboundTarget, RecipientOutcome } from './smtp-client.ts';
+import { isDone } from './spool.ts';
 import type { FileSpool, StoredEntry } from './spool.ts';
 
 const MINUTE = 60_000;
@@ -46,7 +47,9 @@ export interface SchedulerOptions {
   maxAgeMs?: number;
   /** Send a "delayed" DSN once a recipient has waited this long. */
   delayNoticeMs?: number;
+  /** Parallel sessions per destination (default 5, Postfix's initial destination concurrency). */
   perDestinationConcurrency?: number;
+  /** Parallel sessions overall (default 50). */
   totalConcurrency?: number;
   /** Recipients per SMTP transaction. */
   maxRecipientsPerTransaction?: number;
@@ -201,8 +204,8 @@ export class Scheduler {
   }
 
   private spawnWorkers(d: Destination): void {
-    const perDest = this.o.perDestinationConcurrency ?? 2;
-    const total = this.o.totalConcurrency ?? 20;
+    const perDest = this.o.perDestinationConcurrency ?? 5;
+    const total = this.o.totalConcurrency ?? 50;
     while (d.jobs.length > d.workers && d.workers < perDest && this.activeWorkers < total) {
       d.workers++;
       this.activeWorkers++;
@@ -282,7 +285,7 @@ export class Scheduler {
       }
       return { route, session: null };
     }
-    const message = await this.o.spool.readOutbound(entry.id);
+    const message = await this.o.spool.readOutbound(entry.id, entry);
     let result = await session.send(entry.envelope.from, job.recipients, message);
     if (result.connectionLost && reused && !result.messageStarted) {
       // A reused session may have been closed by the server while idle; nothing of the message went out,
@@ -429,7 +432,7 @@ export class Scheduler {
           }
         }
       }
-    });
+    }, { skipWriteWhenDone: true });
     if (!updated) return;
     this.entries.set(updated.id, updated);
     for (const out of outcomes) {
@@ -445,7 +448,8 @@ export class Scheduler {
     }
     if (failures.length) await this.o.bouncer.send(updated, failures);
     if (delays.length) await this.o.bouncer.send(updated, delays, { willRetryUntil: new Date(updated.receivedAt + maxAge) });
-    if (await this.o.spool.removeIfDone(updated.id)) {
+    // The final state was not written (skipWriteWhenDone): remove the entry outright once its DSNs are out.
+    if (isDone(updated) ? await this.o.spool.remove(updated.id) : await this.o.spool.removeIfDone(updated.id)) {
       this.entries.delete(updated.id);
       this.o.trace.record({ traceId: updated.id, kind: 'removed', detail: 'every recipient done; removed from the queue' });
     }

@@ -68,6 +68,11 @@ export function findMessageId(head: Buffer): string | undefined {
   return m?.[1];
 }
 
+/** Every recipient delivered, sent or failed. */
+export function isDone(entry: SpoolEntry): boolean {
+  return entry.recipients.every((r) => r.status !== 'pending' && r.status !== 'queued');
+}
+
 export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   readonly dir: string;
   readonly maxMessageBytes: number;
@@ -283,8 +288,8 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   }
 
   /** The outbound copy: prepended headers, then the message as received. */
-  async readOutbound(id: string): Promise<Buffer> {
-    const entry = await this.load(id);
+  async readOutbound(id: string, known?: StoredEntry): Promise<Buffer> {
+    const entry = known ?? await this.load(id);
     const body = await this.read(id);
     return entry?.prependHeaders ? Buffer.concat([Buffer.from(entry.prependHeaders, 'utf8'), body]) : body;
   }
@@ -293,11 +298,14 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
    * Applies `change` to the entry's state under its lock and writes it durably. Returns the new state, or null
    * when the entry is gone. `change` may return false to skip the write.
    */
-  update(id: string, change: (entry: StoredEntry) => boolean | void): Promise<StoredEntry | null> {
+  update(id: string, change: (entry: StoredEntry) => boolean | void, options: { skipWriteWhenDone?: boolean } = {}): Promise<StoredEntry | null> {
     return this.locked(id, async () => {
       const entry = await this.load(id);
       if (!entry) return null;
       if (change(entry) === false) return entry;
+      // The caller removes a finished entry right away; writing its final state first would cost two fsyncs
+      // and change nothing after a crash (the entry would be found with its last durable state either way).
+      if (options.skipWriteWhenDone && isDone(entry)) return entry;
       await writeFileDurable(this.statePath(id), JSON.stringify(entry));
       return entry;
     });
@@ -355,7 +363,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     const removed = await this.locked(id, async () => {
       const entry = await this.load(id);
       if (!entry) return false;
-      if (entry.recipients.some((r) => r.status === 'pending' || r.status === 'queued')) return false;
+      if (!isDone(entry)) return false;
       await this.unlinkEntry(id);
       return true;
     });
@@ -375,9 +383,10 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   }
 
   private async unlinkEntry(id: string): Promise<void> {
-    // State first: once it is gone the entry no longer exists, whatever happens to the message file.
+    // State first: once it is gone the entry no longer exists, whatever happens to the message file. The folder
+    // is not fsynced here (as Postfix does not on removal): a removal lost to a power cut brings the entry back,
+    // which means one more delivery attempt, never a lost message — and it saves an fsync per message.
     await unlink(this.statePath(id)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
     await unlink(this.messagePath(id)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
-    await fsyncDir(this.dir);
   }
 }

@@ -195,7 +195,7 @@ describe('outbound queue', () => {
   it('delivers to Postfix found through MX, over STARTTLS with a verified certificate under MTA-STS enforce, reusing connections', async () => {
     policies.set('pf.test', { mode: 'enforce', mx: ['mx.pf.test'] });
     const store = new FileStore(join(root, 'store-pf'));
-    const { q, trace } = makeQueue('pf', store);
+    const { q, trace } = makeQueue('pf', store, { tuning: { perDestinationConcurrency: 2 } });
     await q.service.start();
     const tlsSessions = () => (postfix.log().match(/smtpd\[\d+\]: \w+ TLS connection established from/g) ?? []).length;
     const connectsBefore = tlsSessions();

@@ -139,6 +139,11 @@ export async function startKnot(dir: string, zone: string, records: string[]): P
 
 export interface RunningPostfix {
   address: string;
+  /** The instance's config folder (for `postqueue -c`, `postsuper -c`). */
+  configDir: string;
+  /** Files in the incoming, active and deferred queues. */
+  queued(): number;
+  masterPid(): number;
   /** Messages delivered so far (Maildir new/), oldest first. */
   messages(): string[];
   log(): string;
@@ -146,6 +151,7 @@ export interface RunningPostfix {
 }
 
 const MASTER_CF = `
+pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
@@ -173,7 +179,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
  * A Postfix instance as the MX for `domain`: smtpd on `address`:25 with STARTTLS (`cert`), every recipient of
  * `domain` delivered by the virtual agent into one Maildir.
  */
-export async function startPostfix(dir: string, opts: { address: string; hostname: string; domain: string; certFile: string; keyFile: string }): Promise<RunningPostfix> {
+export async function startPostfix(dir: string, opts: { address: string; hostname: string; domain: string; certFile: string; keyFile: string; extraMain?: string[] }): Promise<RunningPostfix> {
   const conf = join(dir, 'etc');
   const mail = join(dir, 'mail');
   for (const d of [conf, join(dir, 'queue'), join(dir, 'data'), mail]) mkdirSync(d, { recursive: true });
@@ -222,6 +228,8 @@ export async function startPostfix(dir: string, opts: { address: string; hostnam
     'meta_directory = /etc/postfix',
     'setgid_group = postdrop',
     'smtpd_banner = $myhostname ESMTP',
+    // Later lines win in main.cf: callers override the defaults above.
+    ...(opts.extraMain ?? []),
     '',
   ].join('\n'));
   writeFileSync(join(conf, 'master.cf'), `${opts.address}:25 inet n - n - - smtpd\n${MASTER_CF}`);
@@ -235,8 +243,18 @@ export async function startPostfix(dir: string, opts: { address: string; hostnam
     throw new Error(`${(err as Error).message}\n${log()}`);
   }
   const newDir = join(mail, 'Maildir', 'new');
+  const countFiles = (d: string): number => {
+    let n = 0;
+    try {
+      for (const e of readdirSync(d, { withFileTypes: true })) n += e.isDirectory() ? countFiles(join(d, e.name)) : 1;
+    } catch { /* not created yet */ }
+    return n;
+  };
   return {
     address: opts.address,
+    configDir: conf,
+    queued: () => ['incoming', 'active', 'deferred', 'hold'].reduce((n, q) => n + countFiles(join(dir, 'queue', q)), 0),
+    masterPid: () => Number(readFileSync(join(dir, 'queue', 'pid', 'master.pid'), 'utf8').trim()),
     messages() {
       let names: string[];
       try { names = readdirSync(newDir).sort(); } catch { return []; }
