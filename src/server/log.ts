@@ -1,6 +1,6 @@
 // One logger for the whole server: pino JSON lines (one object per event, easy to ship and grep), or
-// pino-pretty's readable lines in --dev. Both write synchronously to a file descriptor (stderr by default) so
-// no worker thread is needed (the bundle stays self-contained) and nothing is lost when the process exits.
+// pino-pretty's readable lines in --dev. Both write to a file descriptor (stderr by default) from the main
+// thread, so no worker thread is needed and the bundle stays self-contained.
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import pretty from 'pino-pretty';
@@ -20,5 +20,7 @@ export function createLogger(config: ServerConfig['log'], opts: LoggerOptions = 
   if (config.pretty) {
     return pino(base, pretty({ destination: fd, sync: true, colorize: isatty(fd), singleLine: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' }));
   }
-  return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: fd, sync: true }));
+  // Asynchronous writes coalesce lines under load (one request log line each) and still go out at once when
+  // idle; pino flushes what is pending when the process exits.
+  return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: fd, sync: false, minLength: 0 }));
 }

@@ -220,6 +220,8 @@ describe('postern serve --config', () => {
       if (serial !== '2002') await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(serial, '2002');
+    // Logs are written asynchronously: give the line a moment to arrive.
+    for (let i = 0; i < 50 && !/SIGHUP: reloading tls certificate/.test(p.stderr()); i++) await new Promise((r) => setTimeout(r, 100));
     assert.match(p.stderr(), /SIGHUP: reloading tls certificate/);
     assert.equal(p.child.exitCode, null, 'no restart');
     p.child.kill('SIGTERM');

@@ -76,7 +76,8 @@ test('the server bundle runs from a config file and logs JSON lines', async () =
   procs.push(p);
   const r = await fetchUrl(`${p.urls.get('https')}/healthz`, { ca: await readFile(join(dir, 'state', 'tls', 'cert.pem')) });
   assert.equal(r.status, 200);
-  const started = p.stderr().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string }).find((l) => l.msg === 'server started');
+  for (let i = 0; i < 50 && !p.stderr().includes('"server started"'); i++) await new Promise((r) => setTimeout(r, 100));
+  const started = p.stderr().split('\n').slice(0, -1).filter(Boolean).map((l) => JSON.parse(l) as { msg: string }).find((l) => l.msg === 'server started');
   assert.ok(started, 'a JSON "server started" line');
   p.child.kill('SIGINT');
   assert.equal(await p.exited, 0);
