@@ -62,9 +62,8 @@ async function open(s: Session, a: Args, readOnly: boolean): Promise<CommandResu
   if (params.condstore || params.qresync) s.condstore = true;
   const mb = s.store.getMailbox(s.account!.address, name);
   if (!mb) return no(`Mailbox ${name.slice(0, 100)} does not exist`, 'NONEXISTENT');
-  const messages = s.store.listMessages(mb.id);
   const status = s.store.status(mb.id);
-  const view = new SelectedMailbox(mb, messages.map((m) => m.uid), s.store.keywords(mb.id), { readOnly, origin: s.origin });
+  const view = new SelectedMailbox(mb, s.store.listUids(mb.id), s.store.keywords(mb.id), { readOnly, origin: s.origin });
   s.select(view);
   if (!s.rev2 && !readOnly) for (const u of s.store.claimRecent(mb.id)) view.recent.add(u);
   const flags = view.flagList().join(' ');
