@@ -67,6 +67,10 @@ function crossCheck(v: Parsed, raw: Record<string, unknown>, errors: string[]): 
   if (v.hostname !== undefined && (!isWithin(v.hostname, domain) || v.hostname === domain)) {
     errors.push(`${at(['hostname'])}: found ${showValue(raw.hostname)}; expected a host name below ${domain} (Postern publishes its address in that zone), like mail.${domain}`);
   }
+  const servicesHosts = ['mta-sts', 'autoconfig', 'autodiscover'].map((h) => `${h}.${domain}`);
+  if (servicesHosts.includes(hostname)) {
+    errors.push(`${at(['hostname'])}: found ${showValue(raw.hostname)}; expected a name other than ${servicesHosts.join(', ')} (Postern publishes those itself), like mail.${domain}`);
+  }
   if (!v.allowSshFromAnywhere) {
     v.adminCidrs.forEach((c, i) => { // '' marks an entry already reported as unreadable
       if (c === '0.0.0.0/0' || c === '::/0') {

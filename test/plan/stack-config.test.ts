@@ -91,6 +91,9 @@ const invalid: [string, (c: Record<string, unknown>) => void, string[]][] = [
   ['hostname outside the domain', (c) => { c.hostname = 'mail.example.net'; }, [
     'postern:hostname: found "mail.example.net"; expected a host name below example.com (Postern publishes its address in that zone), like mail.example.com',
   ]],
+  ['hostname taken by a policy host', (c) => { c.hostname = 'mta-sts.example.com'; }, [
+    'postern:hostname: found "mta-sts.example.com"; expected a name other than mta-sts.example.com, autoconfig.example.com, autodiscover.example.com (Postern publishes those itself), like mail.example.com',
+  ]],
   ['region misspelt', (c) => { c.region = 'Frankfurt'; }, ['postern:region: found "Frankfurt"; expected a DigitalOcean region slug like fra1 or nyc3']],
   ['size not a slug', (c) => { c.size = 'large'; }, ['postern:size: found "large"; expected a DigitalOcean droplet size slug like s-1vcpu-1gb']],
   ['adminCidrs empty', (c) => { c.adminCidrs = []; }, ['postern:adminCidrs: found []; expected at least one CIDR block allowed to reach SSH, like ["203.0.113.7/32"]']],
