@@ -60,5 +60,8 @@ export async function verifyPasswordHash(phc: string, password: string): Promise
   return timingSafeEqual(derived, p.hash);
 }
 
-/** A hash of a random password: verified against when the account does not exist, so timing does not tell. */
-export const DUMMY_HASH = hashPassword(randomBytes(16).toString('hex'));
+/**
+ * Verified against when the account does not exist, so timing does not tell. A fixed string with the default
+ * cost (no password matches a random-looking tag), not computed at load: that would cost 19 MiB at start.
+ */
+export const DUMMY_HASH = `$argon2id$v=19$m=${DEFAULTS.memory},t=${DEFAULTS.passes},p=${DEFAULTS.parallelism}$${b64(randomBytes(16))}$${b64(randomBytes(DEFAULTS.tagLength))}`;

@@ -508,7 +508,7 @@ export class SqliteStore implements MailStore {
     if (wanted.header) cols.push('c.header');
     const stmt = this.db.prepare(`SELECT ${cols.join(', ')} FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ? AND ${where} ORDER BY m.uid`);
     const out: FetchedMessage[] = [];
-    for (const r of stmt.iterate(...params) as Iterable<MessageRow & { envelope?: string; body_structure?: string; header?: Uint8Array }>) {
+    for (const r of stmt.all(...params) as unknown as Array<MessageRow & { envelope?: string; body_structure?: string; header?: Uint8Array }>) {
       const m: FetchedMessage = metaOf(r);
       if (wanted.envelope) m.envelope = JSON.parse(r.envelope!);
       if (wanted.bodyStructure) m.bodyStructure = JSON.parse(r.body_structure!);
