@@ -110,10 +110,7 @@ function dkimFromFiles(stack: StackConfig, specs: string[]): { selector: string;
 }
 
 async function address(resolver: DiagnosticResolver, given: string | undefined, hostname: string, family: 4 | 6): Promise<string | undefined> {
-  if (given !== undefined) {
-    if (family === 4 ? !isIPv4(given) : !isIPv6(given)) throw new CliError(`--ipv${family}: ${JSON.stringify(given)} is not an IPv${family} address`);
-    return given;
-  }
+  if (given !== undefined) return given;
   return (family === 4 ? await resolver.a(hostname) : await resolver.aaaa(hostname))[0];
 }
 
@@ -122,6 +119,9 @@ export async function runDoctor(opts: DoctorOptions): Promise<{ results: CheckRe
   const timeoutMs = Number(opts.timeout);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 120_000) throw new CliError(`--timeout: expected milliseconds from 100 to 120000, got ${JSON.stringify(opts.timeout)}`);
   const groups = parseGroups(opts.only, !!opts.local);
+  const portFor = parsePortMap(opts.portMap);
+  if (opts.ipv4 !== undefined && !isIPv4(opts.ipv4)) throw new CliError(`--ipv4: ${JSON.stringify(opts.ipv4)} is not an IPv4 address`);
+  if (opts.ipv6 !== undefined && !isIPv6(opts.ipv6)) throw new CliError(`--ipv6: ${JSON.stringify(opts.ipv6)} is not an IPv6 address`);
   const servers = opts.server ? [await serverAddress(opts.server)] : undefined;
   const resolver = dnsResolver({ ...(servers ? { servers } : {}), timeoutMs: Math.min(timeoutMs, 5000) });
   const dnsblResolver = opts.dnsblServer ? dnsResolver({ servers: [await serverAddress(opts.dnsblServer)], timeoutMs: Math.min(timeoutMs, 5000) }) : resolver;
@@ -145,7 +145,6 @@ export async function runDoctor(opts: DoctorOptions): Promise<{ results: CheckRe
     ? targetFromStack(stack, { ...facts, dkimPublicKeys: config ? dkimFromServerConfig(config) : dkimFromFiles(stack, opts.dkimFile) })
     : targetFromServerConfig(config!, { ...facts, dkimPublicKeys: dkimFromServerConfig(config!) });
 
-  const portFor = parsePortMap(opts.portMap);
   const connectHost = opts.connect ?? (opts.local ? '127.0.0.1' : ipv4);
   // An extra root is added to the public ones, not substituted for them.
   const ca = opts.ca ? [...rootCertificates, readPem('--ca', opts.ca)].join('\n') : undefined;
