@@ -6,6 +6,9 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import { createPop3Service } from '../../../src/server/pop3/service.ts';
 import type { Service } from '../../../src/server/service.ts';
 import { ensureDebianPackages } from '../../support/debian.ts';
@@ -136,6 +139,46 @@ describe('POP3 with poplib', () => {
     assert.deepEqual((r.retr as string[]).slice(-4), ['.hidden', '..two', '.', 'end']);
   });
 });
+
+describe('POP3 STLS command injection', () => {
+  it('ignores commands sent in the clear after STLS, before the handshake (RFC 2595 §3.1)', async () => {
+    const plain = net.connect(plainPort, '127.0.0.1');
+    const lines = lineReader(plain);
+    assert.match(await lines.next(), /^\+OK/);
+    plain.write('STLS\r\nUSER alice@example.com\r\n');
+    assert.match(await lines.next(), /^\+OK begin TLS/);
+    lines.detach();
+    const secure = tlsConnect({ socket: plain, ca: tls.certPem, servername: 'localhost' });
+    await new Promise<void>((resolve, reject) => { secure.once('secureConnect', () => resolve()); secure.once('error', reject); });
+    const tlsLines = lineReader(secure);
+    secure.write(`PASS ${PASSWORD}\r\n`);
+    assert.match(await tlsLines.next(), /^-ERR USER first/, 'the injected USER must not have been kept');
+    secure.write('QUIT\r\n');
+    assert.match(await tlsLines.next(), /^\+OK/);
+    secure.destroy();
+  });
+});
+
+/** Reads CRLF lines from a socket, one at a time. */
+function lineReader(sock: Duplex): { next(): Promise<string>; detach(): void } {
+  let buf = '';
+  const waiting: Array<(l: string) => void> = [];
+  const queued: string[] = [];
+  const onData = (d: Buffer) => {
+    buf += d.toString('latin1');
+    for (let i = buf.indexOf('\r\n'); i !== -1; i = buf.indexOf('\r\n')) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const w = waiting.shift();
+      if (w) w(line); else queued.push(line);
+    }
+  };
+  sock.on('data', onData);
+  return {
+    next: () => queued.length ? Promise.resolve(queued.shift()!) : new Promise((r) => waiting.push(r)),
+    detach: () => { sock.off('data', onData); },
+  };
+}
 
 describe('POP3 with fetchmail', () => {
   it('downloads the whole mailbox over TLS and deletes it on the server', async () => {
