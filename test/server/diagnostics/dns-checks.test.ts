@@ -6,7 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ensureDebianPackages } from '../../support/debian.ts';
 import { startDoctorWorld, type DoctorWorld } from './doctor-world.ts';
-import type { DiagnosticTarget } from '../../../src/server/diagnostics/target.ts';
+import { targetFromServerConfig, type DiagnosticTarget } from '../../../src/server/diagnostics/target.ts';
+import { parseServerConfig } from '../../../src/plan/server-config.ts';
 import { runDiagnostics } from '../../../src/server/diagnostics/run.ts';
 import { dnsResolver } from '../../../src/server/diagnostics/resolver.ts';
 import { httpsFetcher } from '../../../src/server/diagnostics/https-fetch.ts';
@@ -128,4 +129,22 @@ test('SPF lookups are counted through include and redirect, with loops and void 
   const r = await checkSpf(resolver, '_void.faulty.test');
   assert.equal(r.status, 'fail');
   assert.match(r.message, /is invalid: .*_none1/);
+});
+
+test('on the host, without the stack file, the DNS group checks each record against the server config', async () => {
+  const policy = clean.mtaSts.policy!;
+  const config = parseServerConfig({
+    domain: 'clean.test', hostname: 'mail.clean.test', stateDir: '/nonexistent', tls: { certFile: 'c', keyFile: 'k' },
+    dmarc: { policy: 'quarantine', reportAddress: 'postmaster@clean.test' }, mtaSts: { mode: 'enforce', policy },
+  });
+  assert.ok(config.ok);
+  const target = targetFromServerConfig(config.value, { ipv4: '192.0.2.10', ipv6: '2001:db8::10', dkimPublicKeys: world.cleanDkim });
+  const results = await runDiagnostics(target, { ...options([]), groups: ['dns'] });
+  assert.deepEqual(results.filter((r) => r.status !== 'ok'), []);
+  assert.deepEqual(results.map((r) => r.id).sort(), ['dns.dkim.postern-ed25519', 'dns.dkim.postern-rsa', 'dns.dmarc', 'dns.mta-sts', 'dns.spf', 'mta-sts.policy']);
+  // A key the server signs with that differs from the published one is caught.
+  const other = targetFromServerConfig(config.value, { ipv4: '192.0.2.10', dkimPublicKeys: world.cleanDkim.map((k, i) => (i === 1 ? { ...k, publicKey: world.faultyDkimEd25519 } : k)) });
+  const dkim = (await runDiagnostics(other, { ...options([]), groups: ['dns'] })).find((r) => r.id === 'dns.dkim.postern-ed25519');
+  assert.equal(dkim?.status, 'fail');
+  assert.match(dkim!.message, /differs from the key the server signs with/);
 });

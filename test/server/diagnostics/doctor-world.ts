@@ -62,6 +62,8 @@ export interface DoctorWorld {
   clean: DiagnosticTarget;
   faulty: DiagnosticTarget;
   cleanDkim: DkimKey[];
+  /** The faulty domain's Ed25519 public key (PEM): a key that is not clean.test's. */
+  faultyDkimEd25519: string;
   /** `127.0.0.1:<port>` of the Unbound resolver. */
   resolverAddress: string;
   httpsPort: number;
@@ -88,7 +90,8 @@ export async function startDoctorWorld(): Promise<DoctorWorld> {
     const faultyStack = stack(FAULTY.domain);
     const cleanDkim = dkimKeys(cleanStack);
     const clean = targetFromStack(cleanStack, { ipv4: CLEAN.ipv4, ipv6: CLEAN.ipv6, dkimPublicKeys: cleanDkim });
-    const faulty = targetFromStack(faultyStack, { ipv4: FAULTY.ipv4, ipv6: FAULTY.ipv6, dkimPublicKeys: dkimKeys(faultyStack) });
+    const faultyDkim = dkimKeys(faultyStack);
+    const faulty = targetFromStack(faultyStack, { ipv4: FAULTY.ipv4, ipv6: FAULTY.ipv6, dkimPublicKeys: faultyDkim });
 
     const faultyRecords = faulty.dnsPlan!.records.flatMap((r): DnsRecord[] => {
       if (r.type === 'TXT' && r.name === 'postern-ed25519._domainkey.faulty.test') return [];
@@ -142,7 +145,7 @@ export async function startDoctorWorld(): Promise<DoctorWorld> {
       await writeFile(join(stacksDir, `Pulumi.${name}.yaml`), stringify({ config }));
     }
     const caFile = join(dir, 'ca', 'ca.crt');
-    return { dir, clean, faulty, cleanDkim, resolverAddress: `127.0.0.1:${unbound.port}`, httpsPort, caPem: ca.certPem, caFile, stacksDir, stop };
+    return { dir, clean, faulty, cleanDkim, faultyDkimEd25519: faultyDkim[1]!.publicKey, resolverAddress: `127.0.0.1:${unbound.port}`, httpsPort, caPem: ca.certPem, caFile, stacksDir, stop };
   } catch (err) {
     await stop();
     throw err;
