@@ -51,12 +51,18 @@ export class Bouncer {
       });
       const local = this.o.store.resolveRecipient(sender);
       if (local.kind === 'local') {
-        for (const account of local.accounts) {
-          const r = await this.o.store.deliver(account, message, { mailbox: 'INBOX' });
-          const detail = r.ok ? `${kind} stored for ${account} in ${r.mailbox}` : `${kind} for ${account} not stored: ${r.message}`;
-          this.o.trace.record({ traceId: entry.id, kind: 'dsn', detail, sender, recipient: account });
+        try {
+          for (const account of local.accounts) {
+            const r = await this.o.store.deliver(account, message, { mailbox: 'INBOX' });
+            const detail = r.ok ? `${kind} stored for ${account} in ${r.mailbox}` : `${kind} for ${account} not stored: ${r.message}`;
+            this.o.trace.record({ traceId: entry.id, kind: 'dsn', detail, sender, recipient: account });
+          }
+          return;
+        } catch (err) {
+          // The store is failing right now (disk, database busy): queue the notice instead, so it is retried
+          // like any mail — it reaches the sender through our own MX.
+          this.o.warn(`cannot store ${kind} for ${sender}, queueing it: ${(err as Error).message}`);
         }
-        return;
       }
       const dsnEntry = await this.o.spool.accept(
         { from: '', to: [sender], client: { remoteAddress: '127.0.0.1', helo: this.o.hostname, tls: false, listener: 'internal' } },

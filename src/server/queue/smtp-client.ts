@@ -129,7 +129,8 @@ export class OutboundSession {
   send(from: string, recipients: string[], message: Buffer): Promise<{ outcomes: RecipientOutcome[]; connectionLost: boolean; messageStarted: boolean }> {
     const stream = Readable.from([message]);
     return new Promise((resolve) => {
-      this.conn.send({ from, to: recipients, size: message.length }, stream, (err, info) => {
+      // BODY=8BITMIME is only sent when the server offers it; declaring it for 7-bit content is harmless.
+      this.conn.send({ from, to: recipients, size: message.length, use8BitMime: true }, stream, (err, info) => {
         const messageStarted = stream.readableDidRead;
         if (!err && info) {
           const rejected = new Map((info.rejectedErrors ?? []).map((e) => [(e as SmtpError).recipient?.toLowerCase(), e as SmtpError]));
@@ -142,6 +143,10 @@ export class OutboundSession {
           return;
         }
         const e = (err ?? new Error('no answer')) as SmtpError;
+        if (e.code === 'EMESSAGE' && e.responseCode === undefined && /larger than allowed/.test(e.message)) {
+          // The server's EHLO SIZE limit: retrying cannot help.
+          Object.assign(e, { responseCode: 552, response: `552 5.3.4 message of ${message.length} bytes is larger than ${this.target.hostname} accepts (${e.message.replace(/^.*allowed\s*/, '')})` });
+        }
         const perRecipient = new Map((e.rejectedErrors ?? []).map((x) => [x.recipient?.toLowerCase(), x]));
         const outcomes = recipients.map((address): RecipientOutcome => {
           const r = perRecipient.get(address.toLowerCase()) ?? e;

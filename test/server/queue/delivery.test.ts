@@ -96,6 +96,7 @@ before(async () => {
     `relay465 A ${base}.5`,
     `implicit A ${base}.9`,
     'slow MX 10 mx.slow', `mx.slow A ${base}.6`,
+    'small MX 10 mx.small', `mx.small A ${base}.8`,
     '_mta-sts.published TXT "v=STSv1; id=20261128T1"', `mta-sts.published A ${base}.7`,
     '_mta-sts.badcert TXT "v=STSv1; id=20261128T2"', `mta-sts.badcert A ${base}.7`,
   ]);
@@ -313,6 +314,33 @@ describe('outbound queue', () => {
     assert.match(dsn!, /^Final-Recipient: rfc822; zed@home\.test$/m);
     assert.match(dsn!, /^Status: 5\.2\.2$/m);
     assert.match(dsn!, /^Subject: local-full$/m, 'original headers kept although the entry is gone');
+  });
+
+  it('bounces at once a message larger than the SIZE the remote announces', async () => {
+    const cert = pki.issue('small', ['mx.small.test']);
+    const small = await startScriptedRemote({ host: `${base}.8`, port: 25, key: cert.key, cert: cert.cert, size: 100 });
+    remotes.push(small);
+    const store = new FileStore(join(root, 'store-small'));
+    const { q } = makeQueue('small', store);
+    await q.service.start();
+    await submit(q, 'alice@home.test', ['sam@small.test'], 'too-big');
+    const [dsn] = await waitFor('DSN for the oversized message', async () => { const m = await store.inbox(); return m.length ? m : undefined; });
+    assert.match(dsn!, /^Status: 5\.3\.4$/m);
+    assert.match(dsn!, /larger than mx\.small\.test accepts/);
+    assert.equal(small.received.length, 0);
+  });
+
+  it('queues the DSN for a local sender when the store cannot take it now', async () => {
+    const store = new FileStore(join(root, 'store-broken'));
+    store.deliver = async () => { throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }); };
+    const { q, trace } = makeQueue('broken', store);
+    await q.service.start();
+    const id = await submit(q, 'alice@home.test', ['tom@reject.test'], 'store-broken');
+    const ev = await waitFor('DSN queued', () => trace.get(id)?.events.find((e) => e.kind === 'dsn'));
+    assert.match(ev.detail, /^bounce queued to alice@home\.test as [0-9a-f]{24}$/);
+    const dsnId = String(ev.data.dsnId);
+    const dsnEvents = await waitFor('the DSN entry attempted', () => trace.get(dsnId)?.events.find((e) => e.kind === 'failed'));
+    assert.match(dsnEvents.detail, /home\.test does not exist/, 'sent like any mail (here the test domain has no DNS)');
   });
 
   it('fails a null MX domain permanently without connecting anywhere', async () => {

@@ -33,6 +33,8 @@ export interface ScriptOptions {
   implicitTls?: boolean;
   /** Wait this long before answering the end of DATA (a slow remote). */
   dataDelayMs?: number;
+  /** SIZE advertised in EHLO (default 10 MiB). */
+  size?: number;
 }
 
 export async function startScriptedRemote(opts: ScriptOptions): Promise<ScriptedRemote> {
@@ -45,7 +47,7 @@ export async function startScriptedRemote(opts: ScriptOptions): Promise<Scripted
     cert: opts.cert,
     secure: Boolean(opts.implicitTls),
     name: 'remote.test',
-    size: 10 * 1024 * 1024,
+    size: opts.size ?? 10 * 1024 * 1024,
     disabledCommands: opts.auth ? [] : ['AUTH'],
     authOptional: !opts.auth,
     authMethods: ['PLAIN', 'LOGIN'],
