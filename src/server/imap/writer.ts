@@ -260,7 +260,8 @@ export function writeBodyStructure(w: ResponseBuilder, b: BodyStructure, extende
     return;
   }
   w.string(b.type).string(b.subtype);
-  params(w, b.params);
+  // RFC 2045 5.2: text without a charset is us-ascii; clients expect to be told (as RFC 3501's examples do).
+  params(w, b.type === 'text' && !b.params.some(([k]) => k.toLowerCase() === 'charset') ? [['charset', 'us-ascii'], ...b.params] : b.params);
   w.nstring(b.id).nstring(b.description).string(b.encoding).number(b.size);
   if (b.message) {
     writeEnvelope(w, b.message.envelope);
