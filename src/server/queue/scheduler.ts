@@ -93,8 +93,9 @@ export class Scheduler {
   private timer: NodeJS.Timeout | null = null;
   private lastRescan = 0;
   private stopping = false;
+  private kickPending = false;
   private started = false;
-  private readonly onQueued = (id: string): void => { void this.reload(id).then(() => this.kick()); };
+  private readonly onQueued = (id: string): void => { void this.reload(id).then(() => this.kickSoon()); };
   private readonly onFailed = (entry: StoredEntry, recipients: string[], original: Buffer): void => {
     const dsn = entry.recipients
       .filter((r) => recipients.includes(r.address))
@@ -157,6 +158,16 @@ export class Scheduler {
     else this.entries.delete(id);
   }
 
+  /** Coalesces the kicks of a burst of events (many messages queued at once) into one scan. */
+  private kickSoon(): void {
+    if (this.kickPending || this.stopping) return;
+    this.kickPending = true;
+    setImmediate(() => {
+      this.kickPending = false;
+      this.kick();
+    });
+  }
+
   /** Schedules work now, and a timer for the next due recipient or rescan. */
   private kick(): void {
     if (this.stopping) return;
@@ -214,7 +225,7 @@ export class Scheduler {
         this.activeWorkers--;
         this.running.delete(p);
         if (d.workers === 0 && d.jobs.length === 0) this.destinations.delete(d.key);
-        this.kick();
+        this.kickSoon();
       });
       this.running.add(p);
     }
