@@ -86,9 +86,10 @@ await pulumi.runtime.setMocks({
           return { id, state: { ...i, ...outs } };
         }
         if ('comment' in i) {
-          const { id, outs } = await sshKeyPairProvider.create(i as never);
-          hostKeys.set(args.name, outs!);
-          return { id, state: { ...i, ...outs } };
+          // One key per resource name for the whole file, as Pulumi state would keep it between runs.
+          const outs = hostKeys.get(args.name) ?? (await sshKeyPairProvider.create(i as never)).outs!;
+          hostKeys.set(args.name, outs);
+          return { id: `key-${args.name}`, state: { ...i, ...outs } };
         }
         if ('directoryUrl' in i) {
           return { id: 'cert-1', state: { ...i, certificatePem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
@@ -111,6 +112,7 @@ await pulumi.runtime.setMocks({
 }, 'postern', 'example', false);
 
 let work: string;
+let firstUserData = '';
 let example: Record<string, unknown>;
 let stack: StackConfig;
 
@@ -240,6 +242,7 @@ test('the program (index.ts) with the example stack: droplet, firewall, DNS, sec
   assert.equal(volume?.protect, true);
   assert.equal(volume?.retainOnDelete, true);
   assert.deepEqual(droplet?.ignoreChanges, ['sshKeys']);
+  firstUserData = String(droplet?.inputs.userData);
 
   // Outbound 25 blocked (as the mock deploy reported) and no relay: the next steps say how to fix it.
   assert.ok(steps.some((s) => /Outbound port 25 is BLOCKED/.test(s) && /postern:relay/.test(s)), steps.join('\n'));
@@ -298,4 +301,21 @@ test('a rotated-out DKIM selector stays published next to the plan\'s records', 
   assert.equal(retired[0]!.inputs.proxied, false);
   // The current selectors are published too.
   assert.ok(records.some((r) => r.inputs.name === 'postern-rsa._domainkey.example.com'));
+});
+
+test('user_data stays the same when the mail config changes, so the droplet is not replaced', async () => {
+  assert.ok(firstUserData.startsWith('#cloud-config'));
+  registered = [];
+  const out = postern({
+    config: { ...example, dmarc: { policy: 'reject' }, mtaSts: { mode: 'enforce', maxAge: '14d' }, dkim: { selectorPrefix: 's2027' },
+      aliases: {}, size: 's-2vcpu-2gb', backups: true },
+    digitaloceanToken: pulumi.output(DO_TOKEN), cloudflareApiToken: pulumi.output(CF_TOKEN),
+    bundleDir: work, nodeBinary: 'node_modules/node/bin/node',
+  });
+  await value(out.nextSteps);
+  await settle();
+  const [droplet] = byType('digitalocean:index/droplet:Droplet');
+  assert.equal(droplet?.inputs.size, 's-2vcpu-2gb');
+  assert.equal(droplet?.inputs.backups, true);
+  assert.equal(String(droplet?.inputs.userData), firstUserData);
 });

@@ -27,6 +27,8 @@ export interface HostPaths {
 }
 
 export interface HostCommands {
+  /** Runs first; on a droplet it waits for cloud-init (packages, users) to finish. Its exit code is ignored. */
+  waitForBoot?: string;
   daemonReload: string;
   restart: string;
   /** Exit 0 = healthy; its output is shown when it fails. */
@@ -67,6 +69,8 @@ export interface DeploymentOutputs {
 }
 
 export const SYSTEMD_COMMANDS: HostCommands = {
+  // A fresh droplet may still be running cloud-init; bounded, since a host where it never ran would wait forever.
+  waitForBoot: 'if [ -e /var/lib/cloud/instance ]; then timeout 900 cloud-init status --wait >/dev/null 2>&1; fi; true',
   daemonReload: 'systemctl daemon-reload && systemctl enable postern.service',
   restart: 'systemctl restart postern.service',
   // The service needs a moment to bind its ports; 30 tries a second apart, then show why it is not healthy.
@@ -132,6 +136,8 @@ export async function deployRelease(inputs: DeploymentInputs): Promise<Deploymen
     try {
       await ssh.connect({
         host: inputs.host, port: inputs.port, username: inputs.user, privateKey: inputs.privateKey, readyTimeout: 30_000,
+        // Only the host key type that is pinned: the server must prove the Ed25519 key, no other.
+        algorithms: { serverHostKey: ['ssh-ed25519'] },
         hostVerifier: (key: Buffer) => {
           seen = 'SHA256:' + createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
           return seen === inputs.hostKeyFingerprint;
@@ -173,9 +179,8 @@ export async function deployRelease(inputs: DeploymentInputs): Promise<Deploymen
 
     const user = inputs.serviceUser;
     const state = inputs.paths.stateDir;
+    if (inputs.commands.waitForBoot) await run('waiting for the first boot to finish', inputs.commands.waitForBoot);
     await must('preparing the host', [
-      // A fresh droplet may still be running cloud-init (packages, users): wait for it where it exists.
-      `if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1 || true; fi`,
       `set -e`,
       `mkdir -p ${q(`${root}/releases`)} ${q(`${root}/runtimes`)} ${q(state)}`,
       `getent passwd ${q(user)} >/dev/null || useradd --system --home-dir ${q(state)} --no-create-home --shell /usr/sbin/nologin ${q(user)}`,
