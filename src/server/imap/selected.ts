@@ -64,11 +64,14 @@ export class SelectedMailbox {
     return this.uids[i] === uid ? i + 1 : 0;
   }
 
-  /** UIDs (ascending) of the view addressed by a sequence set or a UID set. */
+  /**
+   * UIDs (ascending) of the view addressed by a sequence set or a UID set. Ranges are turned into index
+   * intervals, sorted and merged first, so the work is bounded by the mailbox size however the set is written.
+   */
   resolve(set: SequenceSet, byUid: boolean): number[] {
     const n = this.uids.length;
     if (n === 0) return [];
-    const hit = new Uint8Array(n);
+    const spans: Array<[number, number]> = [];
     for (const [a, b] of set) {
       let lo: number;
       let hi: number;
@@ -83,10 +86,15 @@ export class SelectedMailbox {
         lo = Math.min(x, y) - 1;
         hi = Math.min(Math.max(x, y), n) - 1;
       }
-      for (let i = Math.max(lo, 0); i <= hi; i++) hit[i] = 1;
+      if (lo <= hi) spans.push([Math.max(lo, 0), hi]);
     }
+    spans.sort((p, q) => p[0] - q[0]);
     const out: number[] = [];
-    for (let i = 0; i < n; i++) if (hit[i]) out.push(this.uids[i]!);
+    let next = 0;
+    for (const [lo, hi] of spans) {
+      for (let i = Math.max(lo, next); i <= hi; i++) out.push(this.uids[i]!);
+      next = Math.max(next, hi + 1);
+    }
     return out;
   }
 

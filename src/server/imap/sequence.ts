@@ -33,41 +33,6 @@ export function isSequenceSet(text: string): boolean {
   return /^(?:\d+|\*)(?::(?:\d+|\*))?(?:,(?:\d+|\*)(?::(?:\d+|\*))?)*$/.test(text);
 }
 
-/** Does `n` fall in `set`, where '*' means `max`? */
-export function inSet(set: SequenceSet, n: number, max: number): boolean {
-  for (const [a, b] of set) {
-    const lo0 = a ?? max;
-    const hi0 = b ?? max;
-    const lo = Math.min(lo0, hi0);
-    const hi = Math.max(lo0, hi0);
-    if (n >= lo && n <= hi) return true;
-  }
-  return false;
-}
-
-/**
- * Sequence numbers (1..count) in `set`, ascending and without duplicates. Numbers past `count` are ignored,
- * so the caller decides whether that is an error (it is for message sequence numbers, RFC 9051 6.4.8 aside).
- */
-export function seqNumbersIn(set: SequenceSet, count: number): number[] {
-  const hit = new Uint8Array(count + 1);
-  for (const [a, b] of set) {
-    const lo0 = a ?? count;
-    const hi0 = b ?? count;
-    const lo = Math.max(1, Math.min(lo0, hi0));
-    const hi = Math.min(count, Math.max(lo0, hi0));
-    for (let i = lo; i <= hi; i++) hit[i] = 1;
-  }
-  const out: number[] = [];
-  for (let i = 1; i <= count; i++) if (hit[i]) out.push(i);
-  return out;
-}
-
-/** Is any explicit number in `set` larger than `count`? (FETCH 5 in a 3-message mailbox is BAD per RFC 3501.) */
-export function exceeds(set: SequenceSet, count: number): boolean {
-  return set.some(([a, b]) => (a !== null && a > count) || (b !== null && b > count));
-}
-
 /** Compact form of ascending numbers: [1,2,3,5] → "1:3,5". */
 export function formatSequenceSet(nums: readonly number[]): string {
   const out: string[] = [];

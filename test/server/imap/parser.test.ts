@@ -14,6 +14,7 @@ import { ResponseBuilder } from '../../../src/server/imap/writer.ts';
 import { decodeMutf7, encodeMutf7 } from '../../../src/server/imap/mutf7.ts';
 import { compilePattern } from '../../../src/server/imap/pattern.ts';
 import { parseSequenceSet } from '../../../src/server/imap/sequence.ts';
+import { SelectedMailbox } from '../../../src/server/imap/selected.ts';
 import { parseDateTime, formatDateTime } from '../../../src/server/imap/datetime.ts';
 import { filterHeader } from '../../../src/server/imap/body-sections.ts';
 
@@ -155,6 +156,15 @@ test('LIST patterns: * crosses levels, % does not, INBOX in any case, no patholo
   assert.equal(compilePattern('%/%/x')('a/b/x'), true);
   const evil = compilePattern('*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b');
   assert.equal(evil('a'.repeat(1000)), false);
+});
+
+test('sequence and UID sets resolve overlapping, reversed and "*" ranges against the view', () => {
+  const view = new SelectedMailbox({ id: 1 } as never, Array.from({ length: 50000 }, (_, i) => i * 2 + 1), [], { readOnly: false, origin: null });
+  const set = parseSequenceSet(Array.from({ length: 10000 }, () => '1:*').join(','));
+  assert.equal(view.resolve(set, false).length, 50000);
+  assert.deepEqual(view.resolve(parseSequenceSet('3,1:2,2,50000:*'), false), [1, 3, 5, 99999]);
+  assert.deepEqual(view.resolve(parseSequenceSet('4:2,99999:*,7'), true), [3, 7, 99999]);
+  assert.deepEqual(view.resolve(parseSequenceSet('200000:*'), true), [99999], 'n:* includes the largest UID');
 });
 
 test('sequence sets and date-times', () => {

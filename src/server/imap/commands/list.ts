@@ -10,6 +10,8 @@ import { ImapSyntaxError } from '../tokens.ts';
 import { parseStatusItems, writeStatus } from './status.ts';
 
 const MAX_PATTERNS = 20;
+/** Pattern matching costs pattern length × name length per mailbox: bound the patterns of one LIST. */
+const MAX_PATTERN_CHARS = 256;
 
 interface ListOptions {
   subscribedOnly: boolean;
@@ -40,6 +42,7 @@ function parseList(s: Session, a: Args): { options: ListOptions; ref: string; pa
   const pv = a.any('mailbox pattern');
   const patterns = pv.type === 'list' ? pv.value.map((v) => patternText(s, v)) : [patternText(s, pv)];
   if (patterns.length === 0 || patterns.length > MAX_PATTERNS) throw new ImapSyntaxError('Give 1 to 20 patterns');
+  if (patterns.reduce((n, p) => n + p.length, ref.length) > MAX_PATTERN_CHARS) throw new ImapSyntaxError('Patterns too long', 'LIMIT');
   if (a.remaining > 0) {
     if (a.keyword('RETURN') !== 'RETURN') throw new ImapSyntaxError('Expected RETURN');
     const r = new Args(a.list('return options'));
@@ -123,6 +126,7 @@ export const lsub: CommandHandler = {
     const ref = patternText(s, a.any('reference name'));
     const pattern = patternText(s, a.any('mailbox pattern'));
     a.end();
+    if (ref.length + pattern.length > MAX_PATTERN_CHARS) throw new ImapSyntaxError('Pattern too long', 'LIMIT');
     const match = compilePattern(ref === '' || pattern.startsWith('/') ? pattern : ref.endsWith('/') ? ref + pattern : `${ref}/${pattern}`);
     const account = s.account!.address;
     const names = new Set(s.store.listMailboxes(account).map((b) => b.name));
