@@ -46,7 +46,12 @@ const MAX_PASSWORD_FILE = 4096;
 
 /** The relay password: the file's first line (a trailing newline is not part of it). */
 export function readRelayPassword(file: string): string {
-  const text = readFileSync(file, 'utf8');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`relay.passwordFile ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+  }
   if (text.length > MAX_PASSWORD_FILE) throw new Error(`relay password file ${file} is larger than ${MAX_PASSWORD_FILE} bytes`);
   const line = text.split(/\r?\n/)[0] ?? '';
   if (!line) throw new Error(`relay password file ${file} is empty`);
