@@ -63,6 +63,8 @@ export function bad(text: string, code?: string): CommandResult {
 }
 
 const MAX_MAILBOX_NAME_BYTES = 1024;
+/** Store events queued for a client that is not idling, before it is asked to reconnect. */
+const MAX_PENDING_EVENTS = 20000;
 
 export class Session {
   readonly deps: SessionDeps;
@@ -333,6 +335,15 @@ export class Session {
     this.selected = view;
     this.state = 'selected';
     this.unsubscribe = this.store.notifier.subscribe(view.id, (e) => {
+      if (view.pending.length >= MAX_PENDING_EVENTS) {
+        // A client that sends nothing while a mailbox churns would make this queue grow without end; it can
+        // resynchronise by UID (or QRESYNC) after reconnecting.
+        this.unsubscribe?.();
+        this.unsubscribe = null;
+        this.write('* BYE [LIMIT] Too many changes since your last command; reconnect to resynchronise\r\n');
+        this.destroySoon();
+        return;
+      }
       view.onEvent(e);
       this.idleWake?.();
     });
