@@ -88,7 +88,9 @@ describe('server runtime (in-process)', () => {
     assert.ok(loaded.ok, loaded.ok ? '' : loaded.errors.join('\n'));
     server = await startServer(loaded.value, {
       ephemeralPorts: true, logger: log.logger,
-      factories: [createWebService({ maxHeaderBytes: 4096, maxBodyBytes: 2048, headersTimeoutMs: 700, requestTimeoutMs: 3000, timeoutCheckIntervalMs: 100 })],
+      factories: [createWebService({
+        maxHeaderBytes: 4096, maxBodyBytes: 2048, headersTimeoutMs: 700, requestTimeoutMs: 3000, timeoutCheckIntervalMs: 100, handshakeTimeoutMs: 500,
+      })],
     });
     https = server.listeners.find((l) => l.scheme === 'https')!.url;
     http = server.listeners.find((l) => l.scheme === 'http')!.url;
@@ -194,6 +196,29 @@ describe('server runtime (in-process)', () => {
     });
     assert.match(reply, /^HTTP\/1\.1 408 /);
     assert.ok(sent < 200, 'the server cut the slow client before it finished');
+  });
+
+  test('a client that connects and sends nothing (no TLS handshake, or no request after it) is disconnected', async () => {
+    for (const url of [https, http]) {
+      const closedBy = await new Promise<string>((resolve) => {
+        const s = tcpConnect({ host: '127.0.0.1', port: Number(new URL(url).port) });
+        s.resume();
+        // The test's own bound: if the server never hangs up, this side does, and the assertion fails.
+        const giveUp = setTimeout(() => { resolve('client'); s.destroy(); }, 15_000);
+        s.on('close', () => { clearTimeout(giveUp); resolve('server'); });
+        s.on('error', () => {});
+      });
+      assert.equal(closedBy, 'server', url);
+    }
+    // Handshake done, then silence.
+    const afterHandshake = await new Promise<string>((resolve) => {
+      const s = tlsConnect({ host: '127.0.0.1', port: Number(new URL(https).port), ca, servername: 'localhost' });
+      s.resume(); // read whatever the server says before hanging up, so its close is seen
+      const giveUp = setTimeout(() => { resolve('client'); s.destroy(); }, 15_000);
+      s.on('close', () => { clearTimeout(giveUp); resolve('server'); });
+      s.on('error', () => {});
+    });
+    assert.equal(afterHandshake, 'server');
   });
 
   test('plain HTTP serves ACME challenge files by valid token only', async () => {

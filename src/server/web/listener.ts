@@ -10,6 +10,8 @@ import type { ResponseOptions } from './respond.ts';
 
 export interface ListenerOptions {
   scheme: 'http' | 'https';
+  /** A connection whose first request (after the TLS handshake, for https) has not arrived by then is closed. */
+  firstRequestTimeoutMs: number;
   host: string;
   port: number;
   maxConnectionsPerIp: number;
@@ -32,6 +34,10 @@ function urlHost(host: string): string {
 export function createHttpListener(server: HttpServer, o: ListenerOptions): HttpListener {
   const sockets = new Set<Socket>();
   const perIp = new Map<string, number>();
+  /** Raw sockets that have not sent a request yet, by remote address and port (a TLS socket shares both). */
+  const awaitingFirstRequest = new Map<string, Socket>();
+  /** Their TLS sockets once the handshake is done (same key). */
+  const tlsSockets = new Map<string, Socket>();
   let closing = false;
   let boundPort: number | null = null;
 
@@ -45,12 +51,32 @@ export function createHttpListener(server: HttpServer, o: ListenerOptions): Http
     }
     perIp.set(ip, n);
     sockets.add(socket);
+    // node applies its header timeout only once request bytes arrive, and https.Server replaces its own
+    // handshake timeout with the socket idle timeout, so a client that connects and stalls (before or after
+    // the TLS handshake) gets a deadline here: it must not hold a connection slot for long.
+    const key = `${ip}|${socket.remotePort}`;
+    awaitingFirstRequest.set(key, socket);
+    const firstRequestTimer = setTimeout(() => {
+      if (awaitingFirstRequest.get(key) !== socket) return;
+      o.logger.debug({ ip, scheme: o.scheme }, 'no request in time; closing');
+      // Once TLS took the connection over, closing the raw socket alone does not end it.
+      tlsSockets.get(key)?.destroy();
+      socket.destroy();
+    }, o.firstRequestTimeoutMs);
+    firstRequestTimer.unref();
     socket.once('close', () => {
+      clearTimeout(firstRequestTimer);
+      if (awaitingFirstRequest.get(key) === socket) awaitingFirstRequest.delete(key);
+      tlsSockets.delete(key);
       sockets.delete(socket);
       const left = (perIp.get(ip) ?? 1) - 1;
       if (left <= 0) perIp.delete(ip);
       else perIp.set(ip, left);
     });
+  });
+  server.on('secureConnection', (tlsSocket: Socket) => {
+    const key = `${tlsSocket.remoteAddress ?? '?'}|${tlsSocket.remotePort}`;
+    if (awaitingFirstRequest.has(key)) tlsSockets.set(key, tlsSocket);
   });
   // A client that breaks off a TLS handshake or sends garbage: log at debug, never crash.
   server.on('tlsClientError', (err: Error) => o.logger.debug({ err: err.message }, 'tls handshake failed'));
@@ -60,10 +86,14 @@ export function createHttpListener(server: HttpServer, o: ListenerOptions): Http
     // Node's own answers for the limits it enforces; keep them, they tell the client what went wrong.
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    // Closed once the answer is written: a TLS socket that is only ended can linger half-open.
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
   });
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const connKey = `${req.socket.remoteAddress ?? '?'}|${req.socket.remotePort}`;
+    awaitingFirstRequest.delete(connKey);
+    tlsSockets.delete(connKey);
     const started = process.hrtime.bigint();
     // `closing` is read when the response is written, so a request that began before stop() still tells
     // its client to go away.

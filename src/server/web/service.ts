@@ -58,6 +58,7 @@ export function createWebService(overrides: Partial<WebLimits> = {}): ServiceFac
       followReloads(ctx.tls, { setSecureContext: (pem) => server.setSecureContext({ ...pem, minVersion: 'TLSv1.2' }) });
       httpsListener = createHttpListener(server, {
         scheme: 'https', host, port: httpsPort, maxConnectionsPerIp: ctx.config.limits.maxConnectionsPerIp,
+        firstRequestTimeoutMs: limits.handshakeTimeoutMs + limits.headersTimeoutMs,
         hsts: !ctx.config.dev, logger,
         handle(req: IncomingMessage, res: ServerResponse, opts: ResponseOptions) {
           const path = requestPath(req);
@@ -77,6 +78,7 @@ export function createWebService(overrides: Partial<WebLimits> = {}): ServiceFac
       const https = httpsListener;
       listeners.push(createHttpListener(server, {
         scheme: 'http', host, port: httpPort, maxConnectionsPerIp: ctx.config.limits.maxConnectionsPerIp,
+        firstRequestTimeoutMs: limits.headersTimeoutMs,
         hsts: false, logger,
         handle: (req, res, opts) => handlePlainHttp({
           stateDir: ctx.stateDir, hostname: ctx.config.hostname, httpsPort: () => https?.port() ?? null,
