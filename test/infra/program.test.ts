@@ -233,6 +233,7 @@ test('the program (index.ts) with the example stack: droplet, firewall, DNS, sec
   assert.ok(isSecretWire(cfProvider!.wire.apiToken), 'cloudflare token secret');
   for (const r of dynamic) {
     const code = String(r.inputs.__provider);
+    assert.match(code, /exports\.handler/, `${r.name}: provider serialised`);
     assert.ok(!code.includes(CF_TOKEN) && !code.includes(DO_TOKEN), `${r.name}: a token was captured in the provider code`);
   }
   assert.ok(!JSON.stringify(steps).includes(CF_TOKEN));
