@@ -1,6 +1,7 @@
 // Envelope address checks shared by the MX and submission listeners. Anything that could make a later hop route
 // the mail elsewhere (%-hack, bang paths, quoted @, IP literals, trailing dots) is refused outright, never
 // interpreted: Postern delivers only to its own domains on the MX, and submission sends to plain addresses only.
+import { domainToASCII } from 'node:url';
 
 export interface ParsedAddress {
   local: string;
@@ -35,11 +36,8 @@ export function parseEnvelopeAddress(raw: string): ParsedAddress | AddressProble
   }
   if (domain.endsWith('.')) return { problem: 'routing', message: '5.1.2 Domain must not end with a dot' };
   if (local.length > MAX_LOCAL || !LOCAL_RE.test(local)) return { problem: 'syntax', message: '5.1.3 Bad local part' };
-  try {
-    domain = new URL(`smtp://${domain}`).hostname;
-  } catch {
-    return { problem: 'syntax', message: '5.1.2 Bad domain' };
-  }
+  // Domains are case-insensitive; IDNs become A-labels ('' when not a valid name).
+  domain = domainToASCII(domain.toLowerCase());
   if (domain.length > MAX_DOMAIN || !domain.includes('.') || !domain.split('.').every((l) => LABEL_RE.test(l))) {
     return { problem: 'syntax', message: '5.1.2 Bad domain' };
   }

@@ -60,7 +60,7 @@ test('nodemailer over STARTTLS delivers to INBOX with Received and Authenticatio
 });
 
 test('aliases, plus-addressing and catch-all reach the right accounts, one copy per account', async () => {
-  await mx().sendMail({ from: 'x@sender.example.net', to: ['team@example.com', 'alice+lists@example.com', 'anyone@catchall.example.org'], subject: 'fan-out', text: 'x', messageId: '<fan@x>' });
+  await mx().sendMail({ from: 'x@sender.example.net', to: ['team@EXAMPLE.com', 'alice+lists@example.com', 'anyone@catchall.example.org'], subject: 'fan-out', text: 'x', messageId: '<fan@x>' });
   await until(() => p.store.messages('alice@example.com').some((m) => m.includes('<fan@x>')) && p.store.messages('bob@example.com').some((m) => m.includes('<fan@x>')), 'fan-out');
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(p.store.messages('alice@example.com').filter((m) => m.includes('<fan@x>')).length, 1);
