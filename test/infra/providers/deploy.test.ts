@@ -58,7 +58,7 @@ before(async () => {
     'echo $! >"$ROOT/server.pid"', '',
   ].join('\n'));
   await writeFile(join(hostRoot, 'health.sh'), [
-    `for i in $(seq 1 25); do curl -fsS --max-time 2 http://127.0.0.1:${appPort}/ && exit 0; sleep 0.1; done`,
+    `for i in $(seq 1 15); do curl -fsS --max-time 2 http://127.0.0.1:${appPort}/ && exit 0; sleep 0.1; done`,
     `echo "server not answering on port ${appPort}"; tail -n 20 ${hostRoot}/server.log; exit 1`, '',
   ].join('\n'));
 
@@ -187,4 +187,18 @@ test('a release failing its health check is rolled back and the previous release
   });
   assert.equal(await current(), `releases/${v2.releaseId}`);
   assert.equal((await serving()).version, 2);
+});
+
+test('the next good release deploys after a rolled-back one, and old releases beyond keepReleases are removed', async () => {
+  const { readdir } = await import('node:fs/promises');
+  const v5 = await inputsFor({ version: 5 });
+  const olds = { host: '127.0.0.1', releaseId: v2.releaseId, previousReleaseId: v1.releaseId, outboundSmtp: 'blocked' as const, healthOutput: '' };
+  const { outs } = await provider.update!('id', olds, v5);
+  assert.equal(outs?.previousReleaseId, v2.releaseId);
+  assert.equal((await serving()).version, 5);
+  // Kept: current (v5), previous (v2) and the newest other one (the rolled-back v4); v1 is gone.
+  const releases = (await readdir(join(base.paths.root, 'releases'))).sort();
+  assert.equal(releases.length, 3, releases.join(' '));
+  assert.ok(releases.includes(v5.releaseId) && releases.includes(v2.releaseId));
+  assert.ok(!releases.includes(v1.releaseId));
 });
