@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS messages(
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages(mailbox_id, modseq);
 CREATE INDEX IF NOT EXISTS messages_content ON messages(content_id);
 CREATE INDEX IF NOT EXISTS messages_unseen ON messages(mailbox_id, uid) WHERE (flags & 1) = 0;
+CREATE INDEX IF NOT EXISTS messages_recent ON messages(mailbox_id, uid) WHERE recent = 1;
 CREATE INDEX IF NOT EXISTS messages_keywords ON messages(mailbox_id, keywords) WHERE keywords != '';
 CREATE TRIGGER IF NOT EXISTS messages_counts_insert AFTER INSERT ON messages BEGIN
   UPDATE mailboxes SET n_messages = n_messages + 1, n_unseen = n_unseen + ((NEW.flags & 1) = 0),
@@ -74,9 +75,10 @@ CREATE TRIGGER IF NOT EXISTS messages_counts_delete AFTER DELETE ON messages BEG
     n_deleted = n_deleted - ((OLD.flags & 8) != 0), n_recent = n_recent - OLD.recent, total_size = total_size - OLD.size
   WHERE id = OLD.mailbox_id;
 END;
-CREATE TRIGGER IF NOT EXISTS messages_counts_update AFTER UPDATE OF flags, recent ON messages BEGIN
+-- recent only ever goes from 1 to 0, in claimRecent(), which adjusts n_recent itself in one statement.
+CREATE TRIGGER IF NOT EXISTS messages_counts_update AFTER UPDATE OF flags ON messages BEGIN
   UPDATE mailboxes SET n_unseen = n_unseen - ((OLD.flags & 1) = 0) + ((NEW.flags & 1) = 0),
-    n_deleted = n_deleted - ((OLD.flags & 8) != 0) + ((NEW.flags & 8) != 0), n_recent = n_recent - OLD.recent + NEW.recent
+    n_deleted = n_deleted - ((OLD.flags & 8) != 0) + ((NEW.flags & 8) != 0)
   WHERE id = NEW.mailbox_id;
 END;
 CREATE TABLE IF NOT EXISTS vanished(mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, modseq INTEGER NOT NULL, PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;

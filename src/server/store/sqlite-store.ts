@@ -458,9 +458,14 @@ export class SqliteStore implements MailStore {
   }
 
   claimRecent(mailboxId: number): number[] {
+    const n = this.q('SELECT n_recent FROM mailboxes WHERE id = ?').get(mailboxId) as { n_recent: number } | undefined;
+    if (!n || n.n_recent === 0) return []; // the usual case: no write transaction at all
     return this.tx(() => {
       const uids = (this.q('SELECT uid FROM messages WHERE mailbox_id = ? AND recent = 1 ORDER BY uid').all(mailboxId) as Array<{ uid: number }>).map((r) => r.uid);
-      if (uids.length) this.q('UPDATE messages SET recent = 0 WHERE mailbox_id = ? AND recent = 1').run(mailboxId);
+      if (uids.length) {
+        this.q('UPDATE messages SET recent = 0 WHERE mailbox_id = ? AND recent = 1').run(mailboxId);
+        this.q('UPDATE mailboxes SET n_recent = n_recent - ? WHERE id = ?').run(uids.length, mailboxId);
+      }
       return uids;
     });
   }
@@ -485,10 +490,9 @@ export class SqliteStore implements MailStore {
   }
 
   listUids(mailboxId: number): number[] {
-    const rows = this.q('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as Array<{ uid: number }>;
-    const out = new Array<number>(rows.length);
-    for (let i = 0; i < rows.length; i++) out[i] = rows[i]!.uid;
-    return out;
+    // One JSON array from SQLite instead of one row object per message: several times faster on big mailboxes.
+    const r = this.q('SELECT json_group_array(uid) AS uids FROM (SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid)').get(mailboxId) as { uids: string };
+    return JSON.parse(r.uids) as number[];
   }
 
   listMessages(mailboxId: number, uids?: UidSet): MessageMeta[] {
