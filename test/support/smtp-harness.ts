@@ -51,6 +51,10 @@ export interface PosternOptions {
   limits?: Partial<SmtpModuleOptions['config']['limits']>;
   dmarcRejectAction?: 'reject' | 'junk';
   extra?: Partial<SmtpModuleOptions>;
+  /** Spool folder (default: `queue` in the temp folder), e.g. on a tiny tmpfs to make the disk fill up. */
+  spoolDir?: string;
+  /** Replaces the file-backed store (e.g. one whose lookups fail). */
+  store?: (dir: string, users: TestUser[], aliases: TestAlias[]) => FileTestStore;
 }
 
 export interface RunningPostern {
@@ -79,9 +83,9 @@ export async function startPostern(o: PosternOptions = {}): Promise<RunningPoste
   const cert = await makeCert(dir);
   const users = o.users ?? DEFAULT_USERS;
   const aliases = o.aliases ?? DEFAULT_ALIASES;
-  const store = new FileTestStore(join(dir, 'mail'), users, aliases);
+  const store = o.store ? o.store(join(dir, 'mail'), users, aliases) : new FileTestStore(join(dir, 'mail'), users, aliases);
   const limits = { maxMessageBytes: 1024 * 1024, maxRecipients: 20, maxConnectionsPerIp: 20, maxLineBytes: 65536, ...o.limits };
-  const spool = await FileSpool.open({ dir: join(dir, 'queue'), maxMessageBytes: limits.maxMessageBytes + 256 * 1024 });
+  const spool = await FileSpool.open({ dir: o.spoolDir ?? join(dir, 'queue'), maxMessageBytes: limits.maxMessageBytes + 256 * 1024 });
   const trace = openTrace(dir);
   const module = createSmtpModule({
     config: {
