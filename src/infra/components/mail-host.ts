@@ -82,7 +82,8 @@ export class MailHost extends pulumi.ComponentResource {
     new digitalocean.Project(`${name}-project`, {
       name: `postern ${stack.domain}`,
       description: `Postern mail server for ${stack.domain}`,
-      purpose: 'Email',
+      // One of DigitalOcean's fixed purposes: any other text is stored as "Other: …" and would show a diff on every up.
+      purpose: 'Service or API',
       environment: stack.ephemeral ? 'Development' : 'Production',
       resources: [this.droplet.dropletUrn, this.volume.volumeUrn],
     }, parent);

@@ -58,7 +58,8 @@ before(async () => {
     'echo $! >"$ROOT/server.pid"', '',
   ].join('\n'));
   await writeFile(join(hostRoot, 'health.sh'), [
-    `for i in $(seq 1 15); do curl -fsS --max-time 2 http://127.0.0.1:${appPort}/ && exit 0; sleep 0.1; done`,
+    // Waits up to ~10 s for a slow start on a busy machine, but stops as soon as the server process is gone.
+    `for i in $(seq 1 100); do curl -fsS --max-time 2 http://127.0.0.1:${appPort}/ && exit 0; kill -0 "$(cat ${hostRoot}/server.pid)" 2>/dev/null || break; sleep 0.1; done`,
     `echo "server not answering on port ${appPort}"; tail -n 20 ${hostRoot}/server.log; exit 1`, '',
   ].join('\n'));
 
