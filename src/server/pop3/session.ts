@@ -53,6 +53,8 @@ interface DropEntry {
 type State = 'authorization' | 'transaction' | 'closed';
 
 const PLAIN_MAX_DECODED = 1024;
+/** Unprocessed input kept while a command runs (PIPELINING); beyond it the socket is paused. */
+const MAX_PIPELINED_BYTES = 64 * 1024;
 
 export class Pop3Session {
   private socket: Socket;
@@ -125,12 +127,15 @@ export class Pop3Session {
     if (this.state === 'closed') return;
     this.resetIdle();
     this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    // A client pipelining faster than we answer: stop reading until the backlog is worked off.
+    if (this.buffer.length > MAX_PIPELINED_BYTES) this.socket.pause();
     this.pump();
   }
 
   /** Processes complete lines one at a time; commands run in order even when a client pipelines them. */
   private pump(): void {
     while (!this.busy && this.state !== 'closed') {
+      if (this.buffer.length <= MAX_PIPELINED_BYTES && this.socket.isPaused()) this.socket.resume();
       const lf = this.buffer.indexOf(10);
       if (lf === -1) {
         if (this.buffer.length > this.o.limits.maxLineBytes) {

@@ -376,7 +376,7 @@ export class SqliteStore implements MailStore {
     const f = normalizeMailboxName(from);
     const t = normalizeMailboxName(to);
     if (f === t) throw new StoreError('ALREADYEXISTS', 'mailbox already has that name');
-    if (t === 'INBOX' || t.startsWith('INBOX' + MAILBOX_DELIMITER) && f === 'INBOX') throw new StoreError('CANNOT', 'cannot rename to INBOX');
+    if (t === 'INBOX' || (f === 'INBOX' && t.startsWith('INBOX' + MAILBOX_DELIMITER))) throw new StoreError('CANNOT', 'cannot rename to INBOX');
     if (t.startsWith(f + MAILBOX_DELIMITER)) throw new StoreError('CANNOT', 'cannot rename a mailbox into itself');
     if (f === 'INBOX') return this.renameInbox(a, t, origin);
     const src = this.mailboxRow(a, f);

@@ -133,6 +133,13 @@ describe('POP3 with poplib', () => {
     assert.equal((r.stat_after as number[])[0], 2);
   });
 
+  it('answers every pipelined command, in order, however many arrive at once', async () => {
+    const r = await py('pipelining');
+    assert.equal(r.answered, 20000);
+    assert.equal(r.all_ok, true);
+    assert.match(String(r.quit), /^\+OK/);
+  });
+
   it('dot-stuffs lines that start with a dot', async () => {
     await resetInbox([message('dots', '.hidden\r\n..two\r\n.\r\nend\r\n')]);
     const r = await py('dot-stuffing');

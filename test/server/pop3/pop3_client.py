@@ -107,6 +107,15 @@ elif scenario == 'bad-commands':
     out['stat_after'] = list(p.stat())
     out['quit'] = p.quit().decode()
 
+elif scenario == 'pipelining':
+    p = login_tls()
+    n = 20000  # ~120 KB of commands in one burst: more than the server buffers before pausing the socket
+    p.sock.sendall(b'STAT\r\n' * n)
+    answers = [p._getline()[0] for _ in range(n)]
+    out['answered'] = len(answers)
+    out['all_ok'] = all(a.startswith(b'+OK 2 ') for a in answers)
+    out['quit'] = p.quit().decode()
+
 elif scenario == 'dot-stuffing':
     p = login_tls()
     out['retr'] = [l.decode() for l in p.retr(1)[1]]
