@@ -2,7 +2,7 @@
 // Sequence sets and the \Recent-based keys depend on the session's view of the mailbox, given as `SearchContext`.
 import type { SearchKey, UidSet } from '../store/types.ts';
 import { Args, parseNumber, valueText, MAX_MODSEQ } from './args.ts';
-import { isSequenceSet, parseSequenceSet, type SequenceSet } from './sequence.ts';
+import { isSequenceSet, parseSequenceSet, SAVED_RESULT, type SequenceSet } from './sequence.ts';
 import { ImapSyntaxError, type Value } from './tokens.ts';
 
 export interface SearchContext {
@@ -107,6 +107,7 @@ class SearchParser {
         return { type: 'modseq', value: parseNumber(a.atom('mod-sequence'), 'mod-sequence', MAX_MODSEQ) };
       }
       default:
+        if (v.value === '$') return { type: 'uid', set: this.ctx.seqToUids(SAVED_RESULT) };
         if (isSequenceSet(v.value)) return { type: 'uid', set: this.ctx.seqToUids(parseSequenceSet(v.value)) };
         throw new ImapSyntaxError(`Unknown search key ${v.value.slice(0, 40)}`);
     }

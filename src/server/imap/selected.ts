@@ -6,7 +6,7 @@
 import type { MailboxInfo, StoreEvent, UidSet } from '../store/types.ts';
 import { SYSTEM_FLAGS } from '../store/types.ts';
 import type { SequenceSet } from './sequence.ts';
-import { formatSequenceSet } from './sequence.ts';
+import { formatSequenceSet, SAVED_RESULT } from './sequence.ts';
 
 export interface ViewOptions {
   readOnly: boolean;
@@ -34,6 +34,8 @@ export class SelectedMailbox {
   readonly recent = new Set<number>();
   keywords: Set<string>;
   pending: StoreEvent[] = [];
+  /** UIDs a SEARCH RETURN (SAVE) kept, for `$`; expunged ones drop out when resolved. */
+  saved: number[] | null = null;
   /** Set when the mailbox was deleted under this session. */
   gone = false;
   private readonly origin: unknown;
@@ -71,6 +73,7 @@ export class SelectedMailbox {
   resolve(set: SequenceSet, byUid: boolean): number[] {
     const n = this.uids.length;
     if (n === 0) return [];
+    if (set === SAVED_RESULT) return (this.saved ?? []).filter((u) => this.seqOf(u) > 0);
     const spans: Array<[number, number]> = [];
     for (const [a, b] of set) {
       let lo: number;

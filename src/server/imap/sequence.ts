@@ -7,6 +7,9 @@ export type SequenceSet = readonly SeqRange[];
 
 const MAX_RANGES = 10000;
 
+/** `$`: the result a SEARCH RETURN (SAVE) kept (SEARCHRES, RFC 5182); the selected mailbox resolves it. */
+export const SAVED_RESULT: SequenceSet = Object.freeze([]) as SequenceSet;
+
 function seqNumber(s: string): number | null {
   if (s === '*') return null;
   if (!/^[1-9]\d{0,9}$/.test(s)) throw new ImapSyntaxError(`Invalid sequence number "${s.slice(0, 20)}"`);
@@ -16,7 +19,7 @@ function seqNumber(s: string): number | null {
 }
 
 export function parseSequenceSet(text: string): SequenceSet {
-  if (text === '$') throw new ImapSyntaxError('SEARCHRES ($) is not supported');
+  if (text === '$') return SAVED_RESULT;
   const parts = text.split(',');
   if (parts.length > MAX_RANGES) throw new ImapSyntaxError('Sequence set too long', 'LIMIT');
   return parts.map((p) => {

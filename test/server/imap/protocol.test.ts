@@ -42,6 +42,17 @@ test('ESEARCH: RETURN (MIN MAX COUNT ALL) with and without UID', async () => {
   assert.match(await c.command('e5', 'SEARCH 2:3 NOT 3'), /\* SEARCH 2\r\n/);
 });
 
+test('SEARCHRES: RETURN (SAVE) keeps the result for $ in FETCH, STORE and SEARCH', async () => {
+  const saved = await c.command('r1', 'UID SEARCH RETURN (SAVE) UNSEEN');
+  assert.doesNotMatch(saved, /ESEARCH/, 'SAVE alone answers with no ESEARCH');
+  assert.match(await c.command('r2', 'FETCH $ (UID)'), /\* 2 FETCH \(UID 2\)\r\n\* 4 FETCH \(UID 4\)\r\n/);
+  assert.match(await c.command('r3', 'SEARCH RETURN (SAVE COUNT) $ SUBJECT "item 4"'), /\* ESEARCH \(TAG "r3"\) COUNT 1/);
+  assert.match(await c.command('r4', 'UID FETCH $ (FLAGS)'), /\* 4 FETCH \(UID 4 FLAGS \((\\Recent)?\)\)\r\nr4 OK/);
+  await c.command('u', 'UNSELECT');
+  await c.command('s', 'SELECT INBOX');
+  assert.doesNotMatch(await c.command('r5', 'FETCH $ (UID)'), /FETCH \(UID/, 'the saved result ends with the selection');
+});
+
 test('BINARY decodes the transfer encoding; BINARY.SIZE gives the decoded size', async () => {
   const r = await c.command('b', 'FETCH 3 (BINARY.PEEK[1] BINARY.SIZE[1])');
   assert.ok(r.includes('BINARY[1] ~{4}\r\n\x03\x00\xff\n'), JSON.stringify(r));

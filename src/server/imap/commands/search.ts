@@ -8,7 +8,7 @@ import { toUidSet, uidSetText } from '../selected.ts';
 import { ImapSyntaxError } from '../tokens.ts';
 import { quoted } from '../writer.ts';
 
-const RETURN_OPTIONS = new Set(['MIN', 'MAX', 'ALL', 'COUNT']);
+const RETURN_OPTIONS = new Set(['MIN', 'MAX', 'ALL', 'COUNT', 'SAVE']);
 
 export const search: CommandHandler = {
   name: 'SEARCH',
@@ -22,7 +22,6 @@ export const search: CommandHandler = {
       returns = [];
       for (const v of a.list('RETURN options')) {
         const o = v.type === 'atom' ? v.value.toUpperCase() : '';
-        if (o === 'SAVE') return no('SEARCHRES (SAVE) is not supported', 'CANNOT');
         if (!RETURN_OPTIONS.has(o)) throw new ImapSyntaxError(`Unknown RETURN option ${o.slice(0, 30)}`);
         if (!returns.includes(o)) returns.push(o);
       }
@@ -39,9 +38,22 @@ export const search: CommandHandler = {
       uidSetToUids: (set) => toUidSet(view.resolve(set, true)),
       recentUids: () => toUidSet([...view.recent].sort((x, y) => x - y)),
     };
-    const parsed = parseSearchKeys(rest, sctx);
+    const save = returns?.includes('SAVE') ?? false;
+    let parsed;
+    try {
+      // `$` in the criteria means the previous saved result, so it is resolved here, before it is replaced.
+      parsed = parseSearchKeys(rest, sctx);
+    } finally {
+      // RFC 5182: a failed SEARCH ... RETURN (SAVE) leaves an empty saved result, not the previous one.
+      if (save) view.saved = [];
+    }
     if (parsed.usesModseq) s.condstore = true;
     const found = s.store.search(view.id, parsed.key).filter((u) => view.seqOf(u) > 0);
+    if (save && returns) {
+      view.saved = found;
+      // SAVE alone asks for no ESEARCH response (RFC 5182 2.1).
+      if (returns.length === 1) return ok(`${ctx.uid ? 'UID ' : ''}SEARCH completed, result saved`);
+    }
     const ids = ctx.uid ? found : found.map((u) => view.seqOf(u));
     let highest = 0;
     if (parsed.usesModseq && found.length) {
