@@ -7,7 +7,7 @@ import path from 'node:path';
 
 const dir = path.join(import.meta.dirname, '..', 'bench');
 const wanted = process.argv.slice(2);
-const benches = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort()
+const benches = readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.startsWith('.')).sort()
   .filter((f) => wanted.length === 0 || wanted.includes(f.replace(/\.ts$/, '')));
 if (benches.length === 0) {
   console.error(`no bench matches ${wanted.join(' ')}`);
