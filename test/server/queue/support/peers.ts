@@ -82,6 +82,17 @@ export interface RunningKnot {
 
 /** Knot DNS on 127.0.0.1:<free port>, authoritative for `zone` with the given records (zone-file lines). */
 export async function startKnot(dir: string, zone: string, records: string[]): Promise<RunningKnot> {
+  // The free TCP port may be taken for UDP by another test: try a few ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startKnotOnce(dir, zone, records, attempt < 3 ? 5000 : 20_000);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startKnotOnce(dir: string, zone: string, records: string[], timeoutMs: number): Promise<RunningKnot> {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
   writeFileSync(join(dir, `${zone}.zone`), [
@@ -121,7 +132,7 @@ export async function startKnot(dir: string, zone: string, records: string[]): P
         const out = execFileSync('kdig', [`@127.0.0.1`, '-p', String(port), '+short', '+time=1', '+retry=0', 'SOA', `${zone}.`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
         return out.includes('hostmaster');
       } catch { return false; }
-    }, child);
+    }, child, timeoutMs);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${stderr}`);
