@@ -141,3 +141,20 @@ test('STARTTLS: commands sent with it in plaintext are dropped, not run after th
   assert.doesNotMatch(got, /LOGINDISABLED|STARTTLS/);
   t.destroy();
 });
+
+test('UID EXPUNGE removes only the given \\Deleted messages; COPY/MOVE/APPEND to a missing mailbox say TRYCREATE; quota is enforced', async () => {
+  await c.command('a1', 'APPEND INBOX (\\Deleted) {14+}\r\nSubject: d1\r\n\r\n');
+  await c.command('a2', 'APPEND INBOX (\\Deleted) {14+}\r\nSubject: d2\r\n\r\n');
+  await c.command('s', 'SELECT INBOX');
+  const uids = [...(await c.command('f', 'UID SEARCH DELETED')).matchAll(/\d+/g)].map((m) => Number(m[0])).filter((n) => n > 5);
+  assert.equal(uids.length, 2);
+  const x = await c.command('x', `UID EXPUNGE ${uids[0]}`);
+  assert.equal([...x.matchAll(/^\* \d+ EXPUNGE/gm)].length, 1);
+  assert.match(await c.command('y', 'UID SEARCH DELETED'), new RegExp(`\\* SEARCH ${uids[1]}\\r\\n`));
+  assert.match(await c.command('m', 'MOVE 1 NoSuchBox'), /^m NO \[TRYCREATE\]/m);
+  assert.match(await c.command('k', 'COPY 1 NoSuchBox'), /^k NO \[TRYCREATE\]/m);
+  assert.match(await c.command('p', 'APPEND NoSuchBox {14+}\r\nSubject: zz\r\n\r\n'), /^p NO \[TRYCREATE\]/m);
+  const big = `Subject: big\r\n\r\n${'x'.repeat(1_100_000)}\r\n`;
+  assert.match(await c.command('q', `APPEND INBOX {${big.length}+}\r\n${big}`), /^q NO \[OVERQUOTA\]/m);
+  await c.command('u', 'UNSELECT');
+});
