@@ -133,3 +133,14 @@ test('QRESYNC: a client that reselects learns what vanished and what changed sin
   assert.match(re, /\* \d+ FETCH \(UID 5 FLAGS \(\\Answered\) MODSEQ \(\d+\)\)/);
   assert.match(taggedLine(re, 'q'), /^q OK \[READ-WRITE\]/);
 });
+
+test('a mailbox deleted by another session ends the session that had it selected, with BYE', async () => {
+  await actor.mailboxCreate('Doomed');
+  const watcher = await raw();
+  assert.match(taggedLine(await watcher.command('s', 'SELECT Doomed'), 's'), /^s OK/);
+  watcher.write('i IDLE\r\n');
+  await watcher.readUntil(/^\+ [^\r\n]*\r\n/m);
+  await actor.mailboxDelete('Doomed');
+  assert.match(await watcher.readUntil(/^\* BYE[^\r\n]*\r\n/m), /deleted/);
+  await watcher.waitClosed();
+});
