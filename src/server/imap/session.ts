@@ -384,17 +384,10 @@ function stateText(s: SessionState): string {
 
 export function errorResult(err: unknown, log: Logger): CommandResult {
   if (err instanceof ImapSyntaxError) return bad(err.message, err.code ?? undefined);
-  if (err instanceof StoreError) return no(err.message, storeCode(err.code));
+  // The store's codes are IMAP response codes already ([NONEXISTENT], [OVERQUOTA], [INUSE], ...).
+  if (err instanceof StoreError) return no(err.message, err.code);
   log.error({ err }, 'imap command failed');
   return no('Internal error; try again later', 'SERVERBUG');
-}
-
-function storeCode(code: StoreError['code']): string {
-  switch (code) {
-    case 'INUSE': return 'INUSE';
-    case 'PARSE': return 'PARSE';
-    default: return code;
-  }
 }
 
 /** INBOX in any case is INBOX; names must be usable as hierarchy paths (RFC 9051 5.1). */
