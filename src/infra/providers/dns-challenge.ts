@@ -17,8 +17,12 @@ export type DnsChallengeApiFactory = (settings: DnsApiSettings) => Promise<DnsCh
 export interface PropagationSettings {
   /** The zone whose NS records name the servers to ask (e.g. `example.com`). */
   zoneName: string;
-  /** Ask these servers (`ip` or `ip:port`) instead of looking up the zone's NS records; tests point at their DNS. */
+  /** Ask these servers (`ip` or `ip:port`) instead of looking up the zone's NS records. */
   nameServers?: string[];
+  /** Resolver for the NS lookup itself (`ip` or `ip:port`); default the system's. */
+  lookupServers?: string[];
+  /** Port the authoritative servers answer on; 53 unless a test runs its own. */
+  authoritativePort?: number;
   /** Give up after this long. */
   timeoutSeconds: number;
   /** Pause between rounds of queries. */
@@ -32,15 +36,15 @@ async function newResolver(servers?: string[]): Promise<Resolver> {
   return resolver;
 }
 
-/** The IP addresses of the zone's authoritative name servers, via the system resolver. */
-export async function authoritativeServers(zoneName: string): Promise<string[]> {
-  const resolver = await newResolver();
-  const names = await resolver.resolveNs(zoneName);
+/** The addresses (`ip:port`) of the zone's authoritative name servers, found through its NS records. */
+export async function authoritativeServers(zoneName: string, lookupServers?: string[], port = 53): Promise<string[]> {
+  const resolver = await newResolver(lookupServers);
+  const names = (await resolver.resolveNs(zoneName)).slice(0, 13);
   const addresses: string[] = [];
   for (const ns of names) {
     const v4 = await resolver.resolve4(ns).catch(() => [] as string[]);
     const v6 = await resolver.resolve6(ns).catch(() => [] as string[]);
-    addresses.push(...v4, ...v6.map((a) => `[${a}]`));
+    addresses.push(...v4.map((a) => `${a}:${port}`), ...v6.map((a) => `[${a}]:${port}`));
   }
   if (addresses.length === 0) throw new Error(`no addresses found for the name servers of ${zoneName} (${names.join(', ') || 'no NS records'})`);
   return addresses;
@@ -48,7 +52,8 @@ export async function authoritativeServers(zoneName: string): Promise<string[]> 
 
 /** Resolves once every server serves `value` at `fqdn`; fails after the timeout naming the servers that did not. */
 export async function waitForTxt(fqdn: string, value: string, settings: PropagationSettings): Promise<void> {
-  const servers = settings.nameServers?.length ? settings.nameServers : await authoritativeServers(settings.zoneName);
+  const servers = settings.nameServers?.length ? settings.nameServers
+    : await authoritativeServers(settings.zoneName, settings.lookupServers, settings.authoritativePort);
   const deadline = Date.now() + settings.timeoutSeconds * 1000;
   const interval = settings.intervalMs ?? 2000;
   let pending = [...servers];
