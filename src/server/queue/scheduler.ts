@@ -179,8 +179,14 @@ export class Scheduler {
       for (const r of e.recipients) {
         if (r.status !== 'queued' || this.inFlight.has(`${e.id}\0${r.address}`)) continue;
         const due = r.nextAttemptAt ?? 0;
-        if (due <= now) this.assign(e, r.address);
-        else nextDue = Math.min(nextDue, due);
+        if (due > now) { nextDue = Math.min(nextDue, due); continue; }
+        try {
+          this.assign(e, r.address);
+        } catch (err) {
+          // Only a hand-edited state file can hold an address without a domain; leave it for the operator.
+          this.warn(`queue entry ${e.id}: cannot route ${JSON.stringify(r.address)}: ${(err as Error).message}`);
+          r.nextAttemptAt = now + HOUR; // in memory only: no warning storm
+        }
       }
     }
     for (const d of this.destinations.values()) this.spawnWorkers(d);

@@ -77,6 +77,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   readonly dir: string;
   readonly maxMessageBytes: number;
   private readonly now: () => number;
+  private readonly warn: ((message: string) => void) | undefined;
   /** Per-entry chains so that state updates of one entry never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
 
@@ -85,6 +86,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     this.dir = options.dir;
     this.maxMessageBytes = options.maxMessageBytes;
     this.now = options.now ?? Date.now;
+    this.warn = options.warn;
   }
 
   /**
@@ -254,7 +256,10 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       .sort();
     const entries: StoredEntry[] = [];
     for (const id of ids) {
-      const e = await this.load(id).catch(() => null);
+      const e = await this.load(id).catch((err: unknown) => {
+        this.warn?.(`spool: cannot read the state of ${id}: ${(err as Error).message}`);
+        return null;
+      });
       if (e) entries.push(e);
     }
     return entries;
