@@ -76,3 +76,29 @@ export function receivedHeader(r: ReceivedInfo): string {
   parts[parts.length - 1] += `; ${r.date.toUTCString().replace('GMT', '+0000')}`;
   return `${parts.join('\r\n')}\r\n`;
 }
+
+/**
+ * Removes Authentication-Results fields that claim our own authserv-id (RFC 8601 section 5): only Postern may
+ * speak for this host, and a forged `dkim=pass` would otherwise look trustworthy to the user's client. Works on
+ * raw bytes (latin1 is lossless) so the rest of the message is untouched. Returns the count removed.
+ */
+export function withoutForgedAuthResults(message: Buffer, authservId: string): { message: Buffer; removed: number } {
+  const raw = message.toString('latin1');
+  const end = raw.indexOf('\r\n\r\n');
+  const headEnd = end === -1 ? raw.length : end + 2;
+  if (headEnd > MAX_HEADER_BYTES) return { message, removed: 0 };
+  const head = raw.slice(0, headEnd);
+  const id = authservId.toLowerCase();
+  const kept: string[] = [];
+  let removed = 0;
+  let dropping = false;
+  for (const line of head.split(/(?<=\r\n)/)) {
+    if (/^[ \t]/.test(line)) { if (!dropping) kept.push(line); continue; }
+    const m = /^authentication-results[ \t]*:[ \t]*(?:\([^)]*\)[ \t]*)*([^;\s(]+)/i.exec(line);
+    dropping = m !== null && m[1]!.toLowerCase() === id;
+    if (dropping) removed++;
+    else kept.push(line);
+  }
+  if (removed === 0) return { message, removed };
+  return { message: Buffer.concat([Buffer.from(kept.join(''), 'latin1'), message.subarray(headEnd)]), removed };
+}

@@ -10,7 +10,7 @@ import type { CheckAction, MessageCheck } from './checks.ts';
 import { strongest } from './checks.ts';
 import { dkimSignatures } from './dkim-signer.ts';
 import type { DkimKey } from './dkim-signer.ts';
-import { firstHeader, fromAddresses, headerFields, headerSection, messageIdOf, receivedHeader } from './headers.ts';
+import { firstHeader, fromAddresses, headerFields, headerSection, messageIdOf, receivedHeader, withoutForgedAuthResults } from './headers.ts';
 
 /** First header line of a message the pipeline filed as junk; delivery reads it to choose the mailbox. */
 export const JUNK_MARKER = 'X-Postern-Verdict: junk';
@@ -27,7 +27,8 @@ export interface ReceiveContext {
 export interface CheckEvent { name: string; action: CheckAction; detail: string }
 
 export type ReceiveOutcome =
-  | { accept: true; prefix: Buffer; messageId?: string; verdict: 'inbox' | 'junk'; checks: CheckEvent[] }
+  /** `message`, when set, replaces the received bytes (forged Authentication-Results removed). */
+  | { accept: true; prefix: Buffer; message?: Buffer; messageId?: string; verdict: 'inbox' | 'junk'; checks: CheckEvent[] }
   | { accept: false; code: number; reply: string; detail: string; messageId?: string; checks: CheckEvent[] };
 
 export interface ReceiveDeps {
@@ -82,7 +83,12 @@ export async function receiveInbound(deps: ReceiveDeps, message: Buffer, ctx: Re
   }
   const verdict = action === 'junk' ? 'junk' : 'inbox';
   const marker = verdict === 'junk' ? `${JUNK_MARKER}\r\n` : '';
-  return { accept: true, prefix: Buffer.from(marker + extra + auth.headers + received(deps, ctx)), messageId, verdict, checks };
+  const cleaned = withoutForgedAuthResults(message, deps.hostname);
+  if (cleaned.removed) checks.push({ name: 'authentication-results', action: 'accept', detail: `removed ${cleaned.removed} Authentication-Results header(s) forged with our name` });
+  return {
+    accept: true, prefix: Buffer.from(marker + extra + auth.headers + received(deps, ctx)), messageId, verdict, checks,
+    ...(cleaned.removed ? { message: cleaned.message } : {}),
+  };
 }
 
 export async function receiveSubmission(deps: ReceiveDeps, message: Buffer, ctx: ReceiveContext): Promise<ReceiveOutcome> {

@@ -236,7 +236,7 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
     }
     let entry;
     try {
-      entry = await o.spool.accept(envelope, Readable.from([outcome.prefix, guarded.message]), { maxBytes: o.maxMessageBytes + outcome.prefix.length });
+      entry = await o.spool.accept(envelope, Readable.from([outcome.prefix, outcome.message ?? guarded.message]), { maxBytes: o.maxMessageBytes + outcome.prefix.length });
     } catch (err) {
       if (err instanceof SpoolError) {
         o.log.error({ err, session: session.id }, 'spool refused the message');

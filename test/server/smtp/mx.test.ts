@@ -200,3 +200,20 @@ test('connections per IP are limited, and closed ones are given back', async () 
     await small.stop();
   }
 });
+
+test('Authentication-Results headers forged with our host name are removed; others are kept', async () => {
+  const c = await openSession(p.ports.mx);
+  await c.command('MAIL FROM:<x@sender.example.net>');
+  await c.command('RCPT TO:<bob@example.com>');
+  await c.command('DATA');
+  c.write('Authentication-Results: MAIL.example.com;\r\n dkim=pass header.d=bank.example\r\nAuthentication-Results: relay.other.example; spf=pass\r\n'
+    + 'Message-ID: <forged-ar@x>\r\nSubject: trust me\r\n\r\nbody\r\n.\r\n');
+  assert.equal((await c.read())?.code, 250);
+  c.close();
+  await until(() => p.store.messages('bob@example.com').some((m) => m.includes('forged-ar@x')), 'delivery');
+  const m = p.store.messages('bob@example.com').find((x) => x.includes('forged-ar@x'))!.toString();
+  assert.doesNotMatch(m, /header\.d=bank\.example/);
+  assert.match(m, /^Authentication-Results: relay\.other\.example; spf=pass\r\n/m);
+  assert.equal((m.match(/^Authentication-Results: mail\.example\.com;/gim) ?? []).length, 1, 'only our own');
+  assert.match(m, /\r\n\r\nbody\r\n$/);
+});
