@@ -14,7 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DeliveryOptions, DeliveryResult, DeliveryStore, RecipientResolution } from '../../../src/server/store/api.ts';
+import { pino } from 'pino';
+import type { DeliveryStore } from '../../../src/server/store/api.ts';
+import { createStore } from '../../../src/server/store/create-store.ts';
+import { hashPassword } from '../../../src/server/store/password.ts';
+import type { MailStore } from '../../../src/server/store/types.ts';
 import type { Trace } from '../../../src/server/trace/api.ts';
 import { openTrace } from '../../../src/server/trace/sqlite-trace.ts';
 import { resolveMxRoute } from '../../../src/server/queue/mx.ts';
@@ -31,29 +35,31 @@ import type { ScriptedRemote } from './support/remotes.ts';
 ensureDebianPackages(['postfix', 'knot', 'knot-dnsutils', 'openssl']);
 const execFileAsync = promisify(execFile);
 
-/** A DeliveryStore that files messages under <dir>/<account>/<mailbox>/ (the real store is another module). */
-class FileStore implements DeliveryStore {
-  readonly dir: string;
-  private n = 0;
-  constructor(dir: string) { this.dir = dir; }
-  resolveRecipient(address: string): RecipientResolution {
-    return address.toLowerCase() === 'alice@home.test' ? { kind: 'local', accounts: ['alice@home.test'] } : { kind: 'unknown' };
-  }
-  async verifyPassword(): Promise<null> { return null; }
-  sendableAddresses(account: string): string[] { return [account]; }
-  async deliver(account: string, message: Buffer, options: DeliveryOptions): Promise<DeliveryResult> {
-    const folder = join(this.dir, account, options.mailbox);
-    await mkdir(folder, { recursive: true });
-    const uid = ++this.n;
-    await writeFile(join(folder, `${String(uid).padStart(6, '0')}.eml`), message);
-    return { ok: true, mailbox: options.mailbox, uid };
+/** The real mailbox store with one account, alice@home.test; `inbox()` reads her INBOX as a client would. */
+class AliceStore {
+  readonly store: MailStore;
+  private constructor(store: MailStore) { this.store = store; }
+  static async open(dir: string): Promise<AliceStore> {
+    const store = await createStore({
+      stateDir: dir,
+      users: [{ address: 'alice@home.test', name: 'Alice', passwordHash: hashPassword('alice password', { memory: 1024, passes: 1 }), quotaBytes: 0 }],
+      aliases: [],
+      limits,
+    }, pino({ level: 'silent' }));
+    stores.push(store);
+    return new AliceStore(store);
   }
   async inbox(): Promise<string[]> {
-    const folder = join(this.dir, 'alice@home.test', 'INBOX');
-    const names = await readdir(folder).catch(() => [] as string[]);
-    return Promise.all(names.sort().map((n) => readFile(join(folder, n), 'utf8')));
+    const box = this.store.getMailbox('alice@home.test', 'INBOX');
+    if (!box) return [];
+    const out: string[] = [];
+    for (const uid of this.store.listUids(box.id)) out.push((await this.store.readMessage(box.id, uid))!.toString('latin1'));
+    return out;
   }
 }
+
+const stores: MailStore[] = [];
+const aliceStoreIn = (dir: string) => AliceStore.open(dir);
 
 async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 25_000): Promise<T> {
   const until = Date.now() + timeoutMs;
@@ -114,6 +120,7 @@ after(async () => {
     trace.close();
   }
   for (const r of remotes) await r.close();
+  for (const st of stores) await st.close();
   await postfix?.stop();
   await knot?.stop();
   await rm(root, { recursive: true, force: true });
@@ -121,9 +128,10 @@ after(async () => {
 
 const limits = { maxMessageBytes: 10 * 1024 * 1024, maxRecipients: 100, maxConnectionsPerIp: 20, maxLineBytes: 65536 };
 
-function makeQueue(name: string, store: DeliveryStore, overrides: Partial<QueueDeps> = {}): { q: QueueModule; trace: Trace; stateDir: string } {
+function makeQueue(name: string, alice: AliceStore, overrides: Partial<QueueDeps> = {}): { q: QueueModule; trace: Trace; stateDir: string } {
   const stateDir = join(root, name);
   const trace = openTrace(stateDir);
+  const store: DeliveryStore = alice.store;
   const q = createQueue({
     config: { hostname: 'mail.home.test', relay: undefined, limits },
     stateDir,
@@ -195,7 +203,7 @@ describe('outbound queue', () => {
 
   it('delivers to Postfix found through MX, over STARTTLS with a verified certificate under MTA-STS enforce, reusing connections', async () => {
     policies.set('pf.test', { mode: 'enforce', mx: ['mx.pf.test'] });
-    const store = new FileStore(join(root, 'store-pf'));
+    const store = await aliceStoreIn(join(root, 'store-pf'));
     const { q, trace } = makeQueue('pf', store, { tuning: { perDestinationConcurrency: 2 } });
     await q.service.start();
     const tlsSessions = () => (postfix.log().match(/smtpd\[\d+\]: \w+ TLS connection established from/g) ?? []).length;
@@ -233,7 +241,7 @@ describe('outbound queue', () => {
   it('under MTA-STS enforce refuses an MX whose certificate does not match, and one the policy does not list', async () => {
     policies.set('sts.test', { mode: 'enforce', mx: ['mx.sts.test'] });
     policies.set('stsnames.test', { mode: 'enforce', mx: ['mx.other.test'] });
-    const { q } = makeQueue('sts', new FileStore(join(root, 'store-sts')), { tuning: { retryScheduleMs: [60_000] } });
+    const { q } = makeQueue('sts', await aliceStoreIn(join(root, 'store-sts')), { tuning: { retryScheduleMs: [60_000] } });
     await q.service.start();
     const badCert = await submit(q, 'alice@home.test', ['dave@sts.test'], 'sts-cert');
     const notListed = await submit(q, 'alice@home.test', ['erin@stsnames.test'], 'sts-names');
@@ -254,7 +262,7 @@ describe('outbound queue', () => {
   });
 
   it('retries a 4xx with backoff and delivers on the next attempt', async () => {
-    const { q, trace } = makeQueue('flaky', new FileStore(join(root, 'store-flaky')));
+    const { q, trace } = makeQueue('flaky', await aliceStoreIn(join(root, 'store-flaky')));
     await q.service.start();
     const id = await submit(q, 'alice@home.test', ['frank@flaky.test'], 'flaky-1');
     await waitFor('delivery after the retry', () => flaky.received.find((m) => /Subject: flaky-1/.test(m.data)));
@@ -267,7 +275,7 @@ describe('outbound queue', () => {
   });
 
   it('bounces a 5xx: a DSN in the local sender\'s INBOX, through the queue with <> for a remote sender, none for a bounce', async () => {
-    const store = new FileStore(join(root, 'store-reject'));
+    const store = await aliceStoreIn(join(root, 'store-reject'));
     const { q, trace } = makeQueue('reject', store);
     await q.service.start();
     await submit(q, 'alice@home.test', ['gina@reject.test'], 'reject-local');
@@ -301,7 +309,7 @@ describe('outbound queue', () => {
   });
 
   it('bounces a permanent local delivery failure reported by the pipeline, even when the entry is removed at once', async () => {
-    const store = new FileStore(join(root, 'store-local'));
+    const store = await aliceStoreIn(join(root, 'store-local'));
     const { q } = makeQueue('local', store);
     await q.service.start();
     const entry = await q.spool.accept(
@@ -320,7 +328,7 @@ describe('outbound queue', () => {
     const cert = pki.issue('small', ['mx.small.test']);
     const small = await startScriptedRemote({ host: `${base}.8`, port: 25, key: cert.key, cert: cert.cert, size: 100 });
     remotes.push(small);
-    const store = new FileStore(join(root, 'store-small'));
+    const store = await aliceStoreIn(join(root, 'store-small'));
     const { q } = makeQueue('small', store);
     await q.service.start();
     await submit(q, 'alice@home.test', ['sam@small.test'], 'too-big');
@@ -331,8 +339,8 @@ describe('outbound queue', () => {
   });
 
   it('queues the DSN for a local sender when the store cannot take it now', async () => {
-    const store = new FileStore(join(root, 'store-broken'));
-    store.deliver = async () => { throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }); };
+    const store = await aliceStoreIn(join(root, 'store-broken'));
+    store.store.deliver = async () => { throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }); };
     const { q, trace } = makeQueue('broken', store);
     await q.service.start();
     const id = await submit(q, 'alice@home.test', ['tom@reject.test'], 'store-broken');
@@ -344,7 +352,7 @@ describe('outbound queue', () => {
   });
 
   it('fails a null MX domain permanently without connecting anywhere', async () => {
-    const store = new FileStore(join(root, 'store-nullmx'));
+    const store = await aliceStoreIn(join(root, 'store-nullmx'));
     const { q } = makeQueue('nullmx', store);
     await q.service.start();
     await submit(q, 'alice@home.test', ['kim@nomail.test'], 'nullmx');
@@ -355,7 +363,7 @@ describe('outbound queue', () => {
   });
 
   it('sends a delay notice, then gives up at expiry with a DSN', async () => {
-    const store = new FileStore(join(root, 'store-down'));
+    const store = await aliceStoreIn(join(root, 'store-down'));
     const { q } = makeQueue('down', store, { tuning: { retryScheduleMs: [200], maxAgeMs: 1500, delayNoticeMs: 0 } });
     await q.service.start();
     const id = await submit(q, 'alice@home.test', ['leo@down.test'], 'down-1');
@@ -371,7 +379,7 @@ describe('outbound queue', () => {
   });
 
   it('survives a restart: a queued entry is delivered by the next queue instance on the same state folder', async () => {
-    const store = new FileStore(join(root, 'store-restart'));
+    const store = await aliceStoreIn(join(root, 'store-restart'));
     const first = makeQueue('restart', store);
     const id = await submit(first.q, 'alice@home.test', ['mona@pf.test'], 'restart-1'); // scheduler never started
     first.trace.close();
@@ -387,7 +395,7 @@ describe('outbound queue', () => {
     const cert = pki.issue('slow', ['mx.slow.test']);
     const slow = await startScriptedRemote({ host: `${base}.6`, port: 25, key: cert.key, cert: cert.cert, dataDelayMs: 800 });
     remotes.push(slow);
-    const { q } = makeQueue('drain', new FileStore(join(root, 'store-drain')));
+    const { q } = makeQueue('drain', await aliceStoreIn(join(root, 'store-drain')));
     await q.service.start();
     const id = await submit(q, 'alice@home.test', ['ruth@slow.test'], 'drain-1');
     await waitFor('the message is being transferred', () => slow.received.length > 0);
@@ -401,7 +409,7 @@ describe('outbound queue', () => {
     remotes.push(relay);
     const passwordFile = join(root, 'relay-password');
     await writeFile(passwordFile, 's3cret pass\n', { mode: 0o600 });
-    const { q } = makeQueue('relay', new FileStore(join(root, 'store-relay')), {
+    const { q } = makeQueue('relay', await aliceStoreIn(join(root, 'store-relay')), {
       config: { hostname: 'mail.home.test', limits, relay: { host: 'relay.test', port: relay.port, username: 'postern', passwordFile } },
     });
     await q.service.start();
@@ -415,7 +423,7 @@ describe('outbound queue', () => {
 
     // A wrong password is a temporary failure: the message waits in the queue.
     await writeFile(passwordFile, 'wrong\n');
-    const bad = makeQueue('relay-bad', new FileStore(join(root, 'store-relay-bad')), {
+    const bad = makeQueue('relay-bad', await aliceStoreIn(join(root, 'store-relay-bad')), {
       config: { hostname: 'mail.home.test', limits, relay: { host: 'relay.test', port: relay.port, username: 'postern', passwordFile } },
       tuning: { retryScheduleMs: [60_000] },
     });
@@ -433,7 +441,7 @@ describe('outbound queue', () => {
     remotes.push(relay);
     const passwordFile = join(root, 'relay465-password');
     await writeFile(passwordFile, 'pw465\n', { mode: 0o600 });
-    const { q } = makeQueue('relay465', new FileStore(join(root, 'store-relay465')), {
+    const { q } = makeQueue('relay465', await aliceStoreIn(join(root, 'store-relay465')), {
       config: { hostname: 'mail.home.test', limits, relay: { host: 'relay465.test', port: 465, username: 'postern', passwordFile } },
     });
     await q.service.start();
