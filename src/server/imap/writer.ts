@@ -122,6 +122,15 @@ export class ResponseBuilder {
     this.text = '';
   }
 
+  /** The response with its CRLF as text, when it holds no literal (lets callers batch many into one Buffer). */
+  finishText(): string | null {
+    if (this.parts.length > 0) return null;
+    const t = `${this.text}\r\n`;
+    this.text = '';
+    this.needSpace = false;
+    return t;
+  }
+
   /** The response with its CRLF. */
   finish(): Buffer {
     this.text += '\r\n';

@@ -9,7 +9,7 @@ import { formatDateTime } from '../datetime.ts';
 import { toUidSet, uidSetText } from '../selected.ts';
 import { writeBodyStructure, writeEnvelope, type ResponseBuilder } from '../writer.ts';
 
-const BATCH = 256;
+const BATCH = 1000;
 const OUTPUT_CHUNK = 256 * 1024;
 
 function wants(items: readonly FetchItem[]): { wanted: FetchWanted; needsBody: boolean; setsSeen: boolean } {
@@ -118,7 +118,9 @@ export const fetch: CommandHandler = {
       const vanished = s.store.changesSince(view.id, req.changedSince, ranges).vanished;
       if (vanished.length) await s.send(`* VANISHED (EARLIER) ${uidSetText([...vanished].sort((x, y) => x - y))}\r\n`);
     }
+    // Responses without literals (metadata, ENVELOPE, BODYSTRUCTURE) are joined as text and encoded once per chunk.
     let out: Buffer[] = [];
+    let text = '';
     let outBytes = 0;
     let failure: string | null = null;
     for (let i = 0; i < uids.length; i += BATCH) {
@@ -155,17 +157,29 @@ export const fetch: CommandHandler = {
           writeItem(s, w, { kind: 'flags' }, m, null, view.recent.has(m.uid));
           if (s.condstore && !items.some((x) => x.kind === 'modseq')) w.raw(`MODSEQ (${m.modseq})`);
         }
-        const buf = w.close().finish();
-        out.push(buf);
-        outBytes += buf.length;
+        w.close();
+        const line = w.finishText();
+        if (line !== null) {
+          text += line;
+          outBytes += line.length;
+        } else {
+          if (text) out.push(Buffer.from(text, 'utf8'));
+          text = '';
+          const buf = w.finish();
+          out.push(buf);
+          outBytes += buf.length;
+        }
         if (outBytes >= OUTPUT_CHUNK) {
-          await s.send(Buffer.concat(out));
+          if (text) out.push(Buffer.from(text, 'utf8'));
+          await s.send(out.length === 1 ? out[0]! : Buffer.concat(out));
           out = [];
+          text = '';
           outBytes = 0;
         }
       }
     }
-    if (out.length) await s.send(Buffer.concat(out));
+    if (text) out.push(Buffer.from(text, 'utf8'));
+    if (out.length) await s.send(out.length === 1 ? out[0]! : Buffer.concat(out));
     if (failure === 'UNKNOWN-CTE') return no('A part has a Content-Transfer-Encoding this server cannot decode', 'UNKNOWN-CTE');
     return ok(`${ctx.uid ? 'UID ' : ''}FETCH completed`);
   },
