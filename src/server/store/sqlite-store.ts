@@ -27,6 +27,7 @@ export const DEFAULT_MAILBOXES: ReadonlyArray<[string, SpecialUse | null]> = [
 ];
 const MAX_MAILBOXES_PER_ACCOUNT = 1000;
 const MAX_ALIAS_DEPTH = 5;
+const UID_CACHE_MAILBOXES = 64;
 
 export interface SqliteStoreOptions {
   stateDir: string;
@@ -101,6 +102,8 @@ export class SqliteStore implements MailStore {
   private readonly pendingWrites = new Set<Promise<unknown>>();
   private readonly stmts = new Map<string, StatementSync>();
   private readonly commitQueue: PendingAppend[] = [];
+  /** UIDs per recently listed mailbox, so SELECT of a big mailbox does not rebuild the list every time. */
+  private readonly uidCache = new Map<number, number[]>();
   private committing = false;
   private closed = false;
 
@@ -367,7 +370,7 @@ export class SqliteStore implements MailStore {
       this.q('INSERT OR REPLACE INTO pending_unlink(path, recursive) VALUES (?, 1)').run(path.join(dir, r.folder));
       return r;
     });
-    this.notifier.emit({ type: 'mailbox', mailboxId: mb.id, change: 'deleted', name: mb.name, origin });
+    this.emit({ type: 'mailbox', mailboxId: mb.id, change: 'deleted', name: mb.name, origin });
     await this.track(this.processPendingUnlinks());
   }
 
@@ -412,7 +415,7 @@ export class SqliteStore implements MailStore {
         }
       }
     });
-    for (const r of renamed) this.notifier.emit({ type: 'mailbox', mailboxId: r.row.id, change: 'renamed', name: r.name, origin });
+    for (const r of renamed) this.emit({ type: 'mailbox', mailboxId: r.row.id, change: 'renamed', name: r.name, origin });
   }
 
   /** RFC 3501: renaming INBOX moves its messages to the new mailbox and leaves INBOX empty. */
@@ -490,9 +493,32 @@ export class SqliteStore implements MailStore {
   }
 
   listUids(mailboxId: number): number[] {
-    // One JSON array from SQLite instead of one row object per message: several times faster on big mailboxes.
-    const r = this.q('SELECT json_group_array(uid) AS uids FROM (SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid)').get(mailboxId) as { uids: string };
-    return JSON.parse(r.uids) as number[];
+    let uids = this.uidCache.get(mailboxId);
+    if (!uids) {
+      // One JSON array from SQLite instead of one row object per message: several times faster on big mailboxes.
+      const r = this.q('SELECT json_group_array(uid) AS uids FROM (SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid)').get(mailboxId) as { uids: string };
+      uids = JSON.parse(r.uids) as number[];
+      if (this.uidCache.size >= UID_CACHE_MAILBOXES) this.uidCache.delete(this.uidCache.keys().next().value!);
+      this.uidCache.set(mailboxId, uids);
+    }
+    return uids.slice();
+  }
+
+  /**
+   * Every committed change passes here: the UID cache follows it (appends extend a cached list, anything that
+   * removes messages drops it), then sessions are told.
+   */
+  private emit(event: StoreEvent): void {
+    const cached = this.uidCache.get(event.mailboxId);
+    if (cached) {
+      if (event.type === 'exists') {
+        for (const m of event.messages) {
+          if (cached.length && cached[cached.length - 1]! >= m.uid) { this.uidCache.delete(event.mailboxId); break; }
+          cached.push(m.uid);
+        }
+      } else if (event.type === 'expunge' || event.type === 'mailbox') this.uidCache.delete(event.mailboxId);
+    }
+    this.notifier.emit(event);
   }
 
   listMessages(mailboxId: number, uids?: UidSet): MessageMeta[] {
@@ -652,7 +678,7 @@ export class SqliteStore implements MailStore {
         }
         for (const d of done) {
           if (d.meta) {
-            this.notifier.emit({ type: 'exists', mailboxId: d.b.mailboxId, messages: [d.meta], highestModseq: d.meta.modseq, origin: d.b.origin });
+            this.emit({ type: 'exists', mailboxId: d.b.mailboxId, messages: [d.meta], highestModseq: d.meta.modseq, origin: d.b.origin });
             d.b.resolve({ uid: d.meta.uid, uidValidity: d.uidValidity!, modseq: d.meta.modseq });
           } else {
             await fsp.rm(path.join(d.b.dir, 'cur', d.b.file), { force: true });
@@ -720,7 +746,7 @@ export class SqliteStore implements MailStore {
       return { messages, modified, highestModseq: highest };
     });
     const changed = result.messages.filter((m) => m.changed).map(({ uid, flags, modseq }) => ({ uid, flags, modseq }));
-    if (changed.length) this.notifier.emit({ type: 'flags', mailboxId, messages: changed, highestModseq: result.highestModseq, origin });
+    if (changed.length) this.emit({ type: 'flags', mailboxId, messages: changed, highestModseq: result.highestModseq, origin });
     return result;
   }
 
@@ -783,8 +809,8 @@ export class SqliteStore implements MailStore {
       throw err;
     }
     const destHighest = added.length ? added[added.length - 1]!.modseq : to.highest_modseq;
-    if (added.length) this.notifier.emit({ type: 'exists', mailboxId: toId, messages: added, highestModseq: destHighest, origin });
-    if (expunged.length) this.notifier.emit({ type: 'expunge', mailboxId: fromId, uids: expunged, highestModseq: srcModseq, origin });
+    if (added.length) this.emit({ type: 'exists', mailboxId: toId, messages: added, highestModseq: destHighest, origin });
+    if (expunged.length) this.emit({ type: 'expunge', mailboxId: fromId, uids: expunged, highestModseq: srcModseq, origin });
     await this.processPendingUnlinks();
     return { uidValidity: to.uid_validity, map };
   }
@@ -812,7 +838,7 @@ export class SqliteStore implements MailStore {
       this.dropUnreferencedContents(rows.map((r) => r.content_id));
       return { uids: rows.map((r) => r.uid), highestModseq: modseq };
     });
-    if (result.uids.length) this.notifier.emit({ type: 'expunge', mailboxId, uids: result.uids, highestModseq: result.highestModseq, origin });
+    if (result.uids.length) this.emit({ type: 'expunge', mailboxId, uids: result.uids, highestModseq: result.highestModseq, origin });
     await this.processPendingUnlinks();
     return result;
   }
@@ -876,7 +902,7 @@ export class SqliteStore implements MailStore {
       this.flushFts(fts);
       return out;
     });
-    if (metas.length) this.notifier.emit({ type: 'exists', mailboxId, messages: metas, highestModseq: metas[metas.length - 1]!.modseq, origin: null });
+    if (metas.length) this.emit({ type: 'exists', mailboxId, messages: metas, highestModseq: metas[metas.length - 1]!.modseq, origin: null });
     return metas;
   }
 

@@ -297,6 +297,30 @@ describe('messages', () => {
     assert.throws(() => q({ type: 'sentdate', op: 'on', date: '25-Nov-2026' }), (e) => code(e) === 'CANNOT');
   });
 
+  it('keeps listUids exact through appends, concurrent appends, expunges and moves', async () => {
+    f = await fixture();
+    const s = f.store;
+    const inbox = s.getMailbox(ALICE, 'INBOX')!;
+    const other = s.getMailbox(ALICE, 'Archive')!;
+    const check = () => {
+      assert.deepEqual(s.listUids(inbox.id), s.listMessages(inbox.id).map((m) => m.uid));
+      assert.deepEqual(s.listUids(other.id), s.listMessages(other.id).map((m) => m.uid));
+    };
+    check();
+    await s.append(inbox.id, message('a', 'x\r\n'));
+    check();
+    await Promise.all(Array.from({ length: 8 }, (_, i) => s.append(inbox.id, message(`c${i}`, 'x\r\n'))));
+    check();
+    s.storeFlags(inbox.id, [[2, 4]], { mode: 'add', flags: ['\\Deleted'] });
+    await s.expunge(inbox.id);
+    check();
+    await s.move(inbox.id, [[5, 6]], other.id);
+    check();
+    const uids = s.listUids(inbox.id);
+    uids.push(999);
+    assert.ok(!s.listUids(inbox.id).includes(999), 'callers get a copy');
+  });
+
   it('refuses empty and oversized messages and keeps nothing of them', async () => {
     f = await fixture([user(ALICE)], [], 4096);
     const inbox = f.store.getMailbox(ALICE, 'INBOX')!;
