@@ -5,15 +5,33 @@
 import type { Readable } from 'node:stream';
 
 export type GuardedData =
-  | { ok: true; message: Buffer }
-  | { ok: false; reason: 'bare-lf' | 'bare-cr' | 'too-large' | 'nul'; offset: number };
+  /** `release()` gives the message's bytes back to the memory budget once the caller is done with them. */
+  | { ok: true; message: Buffer; release: () => void }
+  | { ok: false; reason: 'bare-lf' | 'bare-cr' | 'too-large' | 'nul' | 'busy'; offset: number };
+
+/** Bytes of DATA held in memory by all sessions together; a session over it is told to come back later. */
+export class MemoryBudget {
+  #used = 0;
+  readonly limit: number;
+  constructor(limit: number) { this.limit = limit; }
+  take(n: number): boolean {
+    if (this.#used + n > this.limit) return false;
+    this.#used += n;
+    return true;
+  }
+  give(n: number): void { this.#used = Math.max(0, this.#used - n); }
+  get used(): number { return this.#used; }
+}
+
+const UNLIMITED = new MemoryBudget(Number.MAX_SAFE_INTEGER);
 
 const LF = 0x0a;
 const CR = 0x0d;
 
-export async function readGuardedData(stream: Readable | AsyncIterable<Uint8Array>, maxBytes: number): Promise<GuardedData> {
+export async function readGuardedData(stream: Readable | AsyncIterable<Uint8Array>, maxBytes: number, budget: MemoryBudget = UNLIMITED): Promise<GuardedData> {
   const chunks: Buffer[] = [];
   let size = 0;
+  let held = 0;
   let prevCR = false;
   let failure: Extract<GuardedData, { ok: false }> | null = null;
   for await (const c of stream as AsyncIterable<Uint8Array>) {
@@ -29,10 +47,14 @@ export async function readGuardedData(stream: Readable | AsyncIterable<Uint8Arra
     }
     size += chunk.length;
     if (failure === null && size > maxBytes) failure = { ok: false, reason: 'too-large', offset: size };
+    if (failure === null && !budget.take(chunk.length)) failure = { ok: false, reason: 'busy', offset: size };
+    else if (failure === null) held += chunk.length;
     // Keep draining after a failure so the client gets its reply after its own end of DATA, but hold nothing.
     if (failure === null) chunks.push(chunk);
-    else chunks.length = 0;
+    else if (chunks.length) { chunks.length = 0; budget.give(held); held = 0; }
   }
   if (failure === null && prevCR) failure = { ok: false, reason: 'bare-cr', offset: size - 1 };
-  return failure ?? { ok: true, message: Buffer.concat(chunks, size) };
+  if (failure !== null) { budget.give(held); return failure; }
+  let released = false;
+  return { ok: true, message: Buffer.concat(chunks, size), release: () => { if (!released) { released = true; budget.give(held); } } };
 }

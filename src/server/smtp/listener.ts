@@ -12,6 +12,7 @@ import type { Trace } from '../trace/api.ts';
 import type { Pipeline } from '../pipeline/pipeline.ts';
 import { isProblem, parseEnvelopeAddress } from './addresses.ts';
 import { readGuardedData } from './data-guard.ts';
+import type { MemoryBudget } from './data-guard.ts';
 import type { AuthBackoff, ConnectionCounter } from './limits.ts';
 import { guardSessions } from './session-guard.ts';
 
@@ -49,6 +50,8 @@ export interface SmtpListenerOptions {
   connections: ConnectionCounter;
   authBackoff: AuthBackoff;
   log: SmtpLog;
+  /** DATA bytes all sessions may hold in memory together (shared by every listener). */
+  memory: MemoryBudget;
   /** Reverse DNS for Received headers; false turns lookups off. */
   reverseDns?: SMTPServerResolver | false;
 }
@@ -192,10 +195,19 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
   };
 
   async function handleData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
-    const guarded = await readGuardedData(stream, o.maxMessageBytes);
+    const guarded = await readGuardedData(stream, o.maxMessageBytes, o.memory);
+    try {
+      return await handleMessage(guarded, session);
+    } finally {
+      if (guarded.ok) guarded.release();
+    }
+  }
+
+  async function handleMessage(guarded: Awaited<ReturnType<typeof readGuardedData>>, session: SMTPServerSession): Promise<string> {
     if (!guarded.ok) {
       const [code, text] = guarded.reason === 'too-large'
         ? [552, `5.3.4 Message exceeds the size limit of ${o.maxMessageBytes} bytes`]
+        : guarded.reason === 'busy' ? [452, '4.3.1 Insufficient system resources right now, try again later']
         : [550, `5.6.0 Message refused: ${guarded.reason === 'nul' ? 'NUL byte' : `bare ${guarded.reason === 'bare-lf' ? 'LF' : 'CR'}`} at byte ${guarded.offset}; lines must end in CRLF`];
       traceRejected(session, `${code} ${text}`);
       throw reply(code, text);

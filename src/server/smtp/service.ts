@@ -17,6 +17,7 @@ import { localDomainsOf } from './addresses.ts';
 import { AuthBackoff, ConnectionCounter } from './limits.ts';
 import type { AuthBackoffPolicy } from './limits.ts';
 import { createSmtpListener } from './listener.ts';
+import { MemoryBudget } from './data-guard.ts';
 import type { ListenerKind } from './listener.ts';
 import type { ReportIngest } from '../reports/ingest.ts';
 
@@ -39,6 +40,8 @@ export interface SmtpModuleOptions {
   maxErrors?: number;
   maxCommandsBeforeMail?: number;
   sweepIntervalMs?: number;
+  /** DATA bytes all sessions may hold in memory at once (default 512 MiB, at least two maximum-size messages). */
+  memoryBudgetBytes?: number;
   /** DMARC/TLS-RPT report ingestion for mail to the report addresses (reports/ingest.ts). */
   reports?: ReportIngest | undefined;
 }
@@ -63,6 +66,7 @@ export function createSmtpModule(o: SmtpModuleOptions): SmtpModule {
   });
   const connections = new ConnectionCounter(o.config.limits.maxConnectionsPerIp);
   const authBackoff = new AuthBackoff(o.authBackoff);
+  const memory = new MemoryBudget(o.memoryBudgetBytes ?? Math.max(512 * 1024 * 1024, 2 * o.config.limits.maxMessageBytes));
   const listeners: Service[] = [];
   for (const kind of ['mx', 'submission', 'submissions'] as const) {
     const port = o.ports[kind];
@@ -71,7 +75,7 @@ export function createSmtpModule(o: SmtpModuleOptions): SmtpModule {
       kind, host: o.config.listenAddress, port, hostname: o.config.hostname, localDomains,
       maxMessageBytes: o.config.limits.maxMessageBytes, maxRecipients: o.config.limits.maxRecipients,
       maxErrors: o.maxErrors, maxCommandsBeforeMail: o.maxCommandsBeforeMail,
-      tls: o.tls, store: o.store, spool: o.spool, pipeline, trace: o.trace, connections, authBackoff, log: o.log,
+      tls: o.tls, store: o.store, spool: o.spool, pipeline, trace: o.trace, connections, authBackoff, memory, log: o.log,
       reverseDns: o.reverseDns,
     }));
   }

@@ -76,3 +76,12 @@ test('a store failing after the 250 keeps the message in the spool until it work
   for (let i = 0; i < 100 && (await p.spool.recoverable()).length > 0; i++) await new Promise((res) => setTimeout(res, 50));
   assert.deepEqual(await p.spool.recoverable(), []);
 });
+
+test('DATA held in memory by all sessions is bounded: over the budget answers 452 4.3.1, and the budget comes back', async () => {
+  const p = await startPostern({ extra: { memoryBudgetBytes: 100_000 } });
+  cleanups.push(() => p.stop());
+  const big = await send(p, ('b'.repeat(998) + '\r\n').repeat(150), 'budget-big@x');
+  assert.equal(big.code, 452, JSON.stringify(big));
+  assert.match(big.text, /^4\.3\.1 /);
+  for (let i = 0; i < 3; i++) assert.equal((await send(p, ('s'.repeat(998) + '\r\n').repeat(60), `budget-${i}@x`)).code, 250, 'memory was given back');
+});
