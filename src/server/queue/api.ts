@@ -138,7 +138,10 @@ export interface Spool {
    * sender; a temporary one leaves the recipient `pending` for the pipeline to retry.
    */
   markLocal(id: string, recipient: string, result: LocalResult): Promise<void>;
-  /** Hands recipients to the outbound queue (status `queued`, durably); the scheduler picks them up. */
+  /**
+   * Hands `pending` recipients to the outbound queue (status `queued`, durably); the scheduler picks them up.
+   * Recipients already queued, sent or failed are left as they are, so a re-run after a crash is harmless.
+   */
   enqueueRemote(id: string, recipients: string[], options?: EnqueueOptions): Promise<void>;
   /**
    * Removes the entry if every recipient is done (delivered, sent or failed). Returns whether it was removed;

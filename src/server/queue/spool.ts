@@ -355,6 +355,8 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     const entry = await this.update(id, (e) => {
       for (const address of recipients) {
         const r = this.findRecipient(e, address);
+        // Idempotent: a pipeline re-run after a crash must not send again to a recipient already handled.
+        if (r.status !== 'pending') continue;
         r.status = 'queued';
         r.nextAttemptAt = at;
       }

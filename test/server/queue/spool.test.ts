@@ -50,6 +50,8 @@ describe('spool', () => {
     assert.equal((await reopened.readOutbound(entry.id)).toString(), `DKIM-Signature: v=1; a=x\r\n${data.toString()}`);
 
     await reopened.update(entry.id, (e) => { e.recipients[0]!.status = 'sent'; });
+    await reopened.enqueueRemote(entry.id, ['bob@example.org']);
+    assert.equal((await reopened.load(entry.id))!.recipients[0]!.status, 'sent', 'enqueueing again does not resend');
     assert.equal(await reopened.removeIfDone(entry.id), true);
     assert.deepEqual((await readdir(dir)).filter((n) => !n.startsWith('.')), []);
     await assert.rejects(reopened.markLocal(entry.id, 'carol@example.com', { ok: true, mailbox: 'INBOX' }), /does not exist/);
