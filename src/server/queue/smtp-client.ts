@@ -3,6 +3,7 @@
 // connection-level error it is closed.
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
 import type { SecureContextOptions } from 'node:tls';
 
 export interface OutboundTarget {
@@ -90,7 +91,8 @@ export class OutboundSession {
         servername: target.hostname,
         rejectUnauthorized: verify,
         minVersion: 'TLSv1.2',
-        ...(options.ca ? { ca: options.ca } : {}),
+        // A `ca` option replaces Node's bundled roots; keep them so public certificates still verify.
+        ...(options.ca ? { ca: [...rootCertificates, ...[options.ca].flat()] } : {}),
       },
     });
     return new Promise((resolve, reject) => {
