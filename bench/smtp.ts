@@ -86,7 +86,11 @@ let stopPostfix: (() => Promise<void>) | null = null;
 try {
   const port = await freePort();
   const posternDir = join(dir, 'postern');
-  postern = spawn(process.execPath, [join(import.meta.dirname, 'support', 'postern-mx.ts'), posternDir, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // UV_THREADPOOL_SIZE: fsyncs run on libuv's pool (4 threads by default), so concurrent sessions queue behind
+  // each other's fsyncs; the value can be set with --threadpool N to measure its effect.
+  const pool = process.argv.includes('--threadpool') ? process.argv[process.argv.indexOf('--threadpool') + 1] : undefined;
+  postern = spawn(process.execPath, [join(import.meta.dirname, 'support', 'postern-mx.ts'), posternDir, String(port)],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...(pool ? { UV_THREADPOOL_SIZE: pool } : {}) } });
   await new Promise<void>((resolve, reject) => {
     postern!.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
     postern!.once('exit', (code) => reject(new Error(`postern exited ${code}`)));
