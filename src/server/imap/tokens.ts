@@ -96,8 +96,9 @@ function parseSequence(c: Cursor, depth: number, maxDepth: number, close: number
       needSpace = false;
       continue;
     }
-    if (needSpace) throw new ImapSyntaxError('Missing space between arguments');
     if (b === 0) throw new ImapSyntaxError('NUL byte in command');
+    // Lists may follow a list directly, as in "((a)(b))": response syntax that a lenient reader accepts.
+    if (needSpace && !(b === 0x28 && out[out.length - 1]?.type === 'list')) throw new ImapSyntaxError('Missing space between arguments');
     if (b === 0x28) {
       if (depth + 1 > maxDepth) throw new ImapSyntaxError('Too deeply nested', 'LIMIT');
       c.pos++;

@@ -175,30 +175,34 @@ function quotedOrNull(v: string, utf8: boolean): string | null {
   return NEEDS_ESCAPE.test(v) ? `"${v.replace(ESCAPES, '\\$&')}"` : `"${v}"`;
 }
 
-class NeedsLiteral extends Error {}
-
-function nq(v: string | null, utf8: boolean): string {
-  if (v === null) return 'NIL';
-  const q = quotedOrNull(v, utf8);
-  if (q === null) throw new NeedsLiteral();
-  return q;
+/** NIL or a quoted string; null when the value needs a literal (no exceptions: this runs per message). */
+function nq(v: string | null, utf8: boolean): string | null {
+  return v === null ? 'NIL' : quotedOrNull(v, utf8);
 }
 
-function addressText(list: EnvelopeAddress[] | null, utf8: boolean): string {
+function addressText(list: EnvelopeAddress[] | null, utf8: boolean): string | null {
   if (!list || list.length === 0) return 'NIL';
   let out = '(';
-  for (const a of list) out += `(${nq(a.name, utf8)} ${nq(a.adl, utf8)} ${nq(a.mailbox, utf8)} ${nq(a.host, utf8)})`;
+  for (const a of list) {
+    const name = nq(a.name, utf8);
+    const adl = nq(a.adl, utf8);
+    const mailbox = nq(a.mailbox, utf8);
+    const host = nq(a.host, utf8);
+    if (name === null || adl === null || mailbox === null || host === null) return null;
+    out += `(${name} ${adl} ${mailbox} ${host})`;
+  }
   return `${out})`;
 }
 
 /** ENVELOPE as one string when every field fits in a quoted string (nearly always); null otherwise. */
 export function envelopeText(e: Envelope, utf8: boolean): string | null {
-  try {
-    return `(${nq(e.date, utf8)} ${nq(e.subject, utf8)} ${addressText(e.from, utf8)} ${addressText(e.sender ?? e.from, utf8)} ${addressText(e.replyTo ?? e.from, utf8)} ${addressText(e.to, utf8)} ${addressText(e.cc, utf8)} ${addressText(e.bcc, utf8)} ${nq(e.inReplyTo, utf8)} ${nq(e.messageId, utf8)})`;
-  } catch (err) {
-    if (err instanceof NeedsLiteral) return null;
-    throw err;
-  }
+  const fields = [
+    nq(e.date, utf8), nq(e.subject, utf8), addressText(e.from, utf8), addressText(e.sender ?? e.from, utf8),
+    addressText(e.replyTo ?? e.from, utf8), addressText(e.to, utf8), addressText(e.cc, utf8), addressText(e.bcc, utf8),
+    nq(e.inReplyTo, utf8), nq(e.messageId, utf8),
+  ];
+  for (const f of fields) if (f === null) return null;
+  return `(${fields.join(' ')})`;
 }
 
 function addresses(w: ResponseBuilder, list: EnvelopeAddress[] | null): void {

@@ -10,7 +10,7 @@ import { tokenize, ImapSyntaxError, type Value } from '../../../src/server/imap/
 import { Args } from '../../../src/server/imap/args.ts';
 import { parseFetchRequest } from '../../../src/server/imap/fetch-items.ts';
 import { parseSearchKeys } from '../../../src/server/imap/search-keys.ts';
-import { ResponseBuilder } from '../../../src/server/imap/writer.ts';
+import { ResponseBuilder, writeEnvelope } from '../../../src/server/imap/writer.ts';
 import { decodeMutf7, encodeMutf7 } from '../../../src/server/imap/mutf7.ts';
 import { compilePattern } from '../../../src/server/imap/pattern.ts';
 import { parseSequenceSet } from '../../../src/server/imap/sequence.ts';
@@ -180,6 +180,30 @@ test('HEADER.FIELDS keeps folded fields whole and ends with the blank line', () 
   const h = Buffer.from('Subject: a\r\n b\r\nFrom: x\r\nX-Y: z\r\n\r\n');
   assert.equal(filterHeader(h, ['subject', 'X-Y'], false).toString(), 'Subject: a\r\n b\r\nX-Y: z\r\n\r\n');
   assert.equal(filterHeader(h, ['subject'], true).toString(), 'From: x\r\nX-Y: z\r\n\r\n');
+});
+
+test('ENVELOPE: 8-bit values go as literals for IMAP4rev1 clients and quoted for UTF-8 ones; both read back', async () => {
+  const env = {
+    date: 'Thu, 01 Jan 2026 00:00:00 +0000', subject: 'say "hi" \\ there',
+    from: [{ name: 'Chloé', adl: null, mailbox: 'chloé', host: 'example.org' }], sender: null, replyTo: null,
+    to: [{ name: null, adl: null, mailbox: 'team', host: null }, { name: null, adl: null, mailbox: null, host: null }],
+    cc: null, bcc: [], inReplyTo: null, messageId: '<1@x>',
+  };
+  for (const utf8 of [false, true]) {
+    const w = new ResponseBuilder(utf8).raw('t ENV');
+    writeEnvelope(w, env);
+    const wire = w.finish();
+    assert.equal(wire.includes('{'), !utf8, utf8 ? 'quoted UTF-8' : 'literals for 8-bit');
+    const { r, input } = reader();
+    input.write(wire);
+    const v = values(await r.next());
+    const list = (v[2] as { value: Value[] }).value;
+    assert.equal((list[1] as { value: Buffer }).value.toString(), 'say "hi" \\ there');
+    const from = ((list[2] as { value: Value[] }).value[0] as { value: Value[] }).value;
+    assert.equal((from[2] as { value: Buffer }).value.toString(), 'chloé');
+    assert.equal((list[4] as { type: string; value: unknown }).type, 'list', 'Reply-To defaults to From');
+    assert.equal((list[7] as { value: string }).value, 'NIL', 'an empty address list is NIL');
+  }
 });
 
 test('property: any bytes the writer sends as a string read back unchanged (quoted or literal)', async () => {
