@@ -98,7 +98,9 @@ let serverBundle = '';
 
 async function startPostern(dir: string, certFile: string, keyFile: string): Promise<Server & { importMs: number }> {
   const hash = hashPassword(PASSWORD, { memory: 1024, passes: 1 });
-  const child = spawn(process.execPath, [serverBundle, path.join(dir, 'postern'), certFile, keyFile, USER, hash],
+  // BENCH_POSTERN_NODE_FLAGS: V8 flags for the Postern process, e.g. --max-semi-space-size=2 (smaller young generation).
+  const flags = (process.env.BENCH_POSTERN_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...flags, serverBundle, path.join(dir, 'postern'), certFile, keyFile, USER, hash],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   const rl = createInterface({ input: child.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
@@ -247,7 +249,8 @@ try {
 }
 
 const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
-console.log('\nIMAP: Postern vs Dovecot (same machine, same mailbox, medians of interleaved runs)\n');
+const nodeFlags = process.env.BENCH_POSTERN_NODE_FLAGS ? ` (Postern run with node ${process.env.BENCH_POSTERN_NODE_FLAGS})` : '';
+console.log(`\nIMAP: Postern vs Dovecot (same machine, same mailbox, medians of interleaved runs)${nodeFlags}\n`);
 console.log(`${'operation'.padEnd(38)} ${'messages'.padStart(8)} ${'Postern'.padStart(10)} ${'Dovecot'.padStart(10)}  unit   ratio (>1 = Postern better)`);
 for (const r of rows) {
   // Times and memory: Dovecot / Postern; rates: Postern / Dovecot.
