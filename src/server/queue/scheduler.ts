@@ -11,7 +11,7 @@ import { mxAllowed } from './mta-sts.ts';
 import type { StsPolicySource } from './mta-sts.ts';
 import { resolveMxRoute } from './mx.ts';
 import type { QueueResolver } from './mx.ts';
-import { OutboundSession } from './smtp-client.ts';
+import { isTlsFailure, OutboundSession } from './smtp-client.ts';
 import type { OutboundClientOptions, OutboundTarget, RecipientOutcome } from './smtp-client.ts';
 import { isDone } from './spool.ts';
 import type { FileSpool, StoredEntry } from './spool.ts';
@@ -79,6 +79,14 @@ type Route =
   | { kind: 'targets'; targets: OutboundTarget[]; sts: string }
   | { kind: 'permanent'; reason: string; status: string }
   | { kind: 'temporary'; reason: string };
+
+/**
+ * Idle sessions are shared per destination and TLS policy: a session opened without MTA-STS (maybe in plaintext
+ * after a failed handshake) must never carry mail once the domain's policy says `enforce`.
+ */
+function idleKey(d: Destination, route: Route & { kind: 'targets' }): string {
+  return `${d.key}|${route.sts}`;
+}
 
 export class Scheduler {
   private readonly o: SchedulerOptions;
@@ -260,7 +268,8 @@ export class Scheduler {
         }
       }
     } finally {
-      if (state.session?.usable) this.putIdle(d.key, state.session);
+      if (state.session?.usable && state.route?.kind === 'targets') this.putIdle(idleKey(d, state.route), state.session);
+      else state.session?.close();
     }
   }
 
@@ -282,7 +291,7 @@ export class Scheduler {
     let connectError = '';
     let reused = Boolean(session?.usable);
     if (!session?.usable) {
-      session = this.takeIdle(d.key);
+      session = this.takeIdle(idleKey(d, route));
       reused = session !== null;
       if (!session) {
         const opened = await this.connect(entry, route.targets);
@@ -369,7 +378,9 @@ export class Scheduler {
 
   private async connect(entry: StoredEntry, targets: OutboundTarget[]): Promise<{ session: OutboundSession | null; error: string }> {
     const errors: string[] = [];
-    for (const t of targets.slice(0, 10)) {
+    const tries = targets.slice(0, 10);
+    for (let i = 0; i < tries.length; i++) {
+      const t = tries[i]!;
       try {
         const session = await OutboundSession.open(t, { heloName: this.o.hostname, ...this.o.client });
         return { session, error: '' };
@@ -378,6 +389,9 @@ export class Scheduler {
         const reason = (e.response ?? e.message).replace(/[\r\n]+/g, ' ').slice(0, 300);
         errors.push(`${t.hostname}[${t.address}]:${t.port}: ${reason}`);
         this.o.trace.record({ traceId: entry.id, kind: 'attempt', detail: `cannot use ${t.hostname} [${t.address}]:${t.port}: ${reason}`, data: { host: t.hostname, address: t.address } });
+        // Opportunistic TLS (no MTA-STS enforce): a broken STARTTLS handshake must not block delivery; like
+        // Postfix at security level `may`, the same host is tried once more without TLS.
+        if (t.tls === 'opportunistic' && isTlsFailure(err)) tries.splice(i + 1, 0, { ...t, tls: 'plaintext' });
       }
     }
     return { session: null, error: errors.join('; ') || 'no target to connect to' };

@@ -16,8 +16,9 @@ export interface OutboundTarget {
    * `opportunistic`: STARTTLS whenever offered, certificate not checked (RFC 7435).
    * `required`: STARTTLS must succeed and the certificate must be valid for `hostname` (MTA-STS enforce, relay).
    * `implicit`: TLS from the first byte, certificate checked (relay on 465).
+   * `plaintext`: STARTTLS not attempted: only for a retry after a failed opportunistic handshake.
    */
-  tls: 'opportunistic' | 'required' | 'implicit';
+  tls: 'opportunistic' | 'required' | 'implicit' | 'plaintext';
   auth?: { user: string; pass: string };
 }
 
@@ -42,6 +43,11 @@ export interface RecipientOutcome {
 }
 
 type SmtpError = Error & { code?: string; responseCode?: number; response?: string; recipient?: string; rejectedErrors?: SmtpError[] };
+
+/** True for an error from OutboundSession.open that happened in the TLS handshake (implicit or STARTTLS). */
+export function isTlsFailure(err: unknown): boolean {
+  return Boolean((err as { tlsFailure?: boolean } | null)?.tlsFailure);
+}
 
 function describe(err: SmtpError): string {
   const text = err.response ? err.response : err.message;
@@ -72,7 +78,7 @@ export class OutboundSession {
 
   /** Connects, greets, upgrades with STARTTLS when offered or required, authenticates when asked. */
   static open(target: OutboundTarget, options: OutboundClientOptions): Promise<OutboundSession> {
-    const verify = target.tls !== 'opportunistic';
+    const verify = target.tls === 'required' || target.tls === 'implicit';
     const conn = new SMTPConnection({
       host: target.address,
       port: target.port,
@@ -82,6 +88,7 @@ export class OutboundSession {
       requireTLS: target.tls === 'required',
       // Opportunistic: if the upgrade fails, fall back to plaintext rather than not delivering (RFC 7435).
       opportunisticTLS: target.tls === 'opportunistic',
+      ignoreTLS: target.tls === 'plaintext',
       connectionTimeout: options.connectTimeoutMs ?? 30_000,
       greetingTimeout: options.connectTimeoutMs ?? 30_000,
       socketTimeout: options.socketTimeoutMs ?? 300_000,
@@ -100,6 +107,8 @@ export class OutboundSession {
       const fail = (err: SmtpError): void => {
         if (settled) return;
         settled = true;
+        // nodemailer reports a handshake that dies as a socket error; the caller needs to know it was TLS.
+        if (err.code === 'ETLS' || conn.upgrading) Object.assign(err, { tlsFailure: true });
         conn.close();
         reject(err);
       };

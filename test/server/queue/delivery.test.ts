@@ -29,7 +29,7 @@ import type { StsPolicy } from '../../../src/server/queue/mta-sts.ts';
 import { ensureDebianPackages } from '../../support/debian.ts';
 import { makePki, randomLoopbackBase, startKnot, startPostfix } from './support/peers.ts';
 import type { RunningKnot, RunningPostfix, TestPki } from './support/peers.ts';
-import { startScriptedRemote } from './support/remotes.ts';
+import { startBrokenTlsRemote, startScriptedRemote } from './support/remotes.ts';
 import type { ScriptedRemote } from './support/remotes.ts';
 
 ensureDebianPackages(['postfix', 'knot', 'knot-dnsutils', 'openssl']);
@@ -103,6 +103,7 @@ before(async () => {
     `implicit A ${base}.9`,
     'slow MX 10 mx.slow', `mx.slow A ${base}.6`,
     'small MX 10 mx.small', `mx.small A ${base}.8`,
+    'brokentls MX 10 mx.brokentls', `mx.brokentls A ${base}.10`,
     '_mta-sts.published TXT "v=STSv1; id=20261128T1"', `mta-sts.published A ${base}.7`,
     '_mta-sts.badcert TXT "v=STSv1; id=20261128T2"', `mta-sts.badcert A ${base}.7`,
   ]);
@@ -259,6 +260,28 @@ describe('outbound queue', () => {
     assert.match(b.recipients[0]!.lastResult ?? '', /MTA-STS policy of stsnames\.test \(enforce\) allows none/);
     await sleep(300);
     assert.equal(postfix.messages().filter((m) => /Subject: sts-/.test(m)).length, 0, 'nothing reached Postfix');
+  });
+
+  it('without MTA-STS, falls back to plaintext on the same host when its STARTTLS handshake is broken', async () => {
+    const broken = await startBrokenTlsRemote(`${base}.10`, 25);
+    try {
+      const { q, trace } = makeQueue('brokentls', await aliceStoreIn(join(root, 'store-brokentls')));
+      await q.service.start();
+      const id = await submit(q, 'alice@home.test', ['una@brokentls.test'], 'broken-tls');
+      await waitFor('delivered in plaintext', () => broken.received.find((m) => /Subject: broken-tls/.test(m)));
+      assert.equal(broken.starttlsAttempts, 1, 'STARTTLS was tried first');
+      await waitFor('spool emptied', async () => (await q.fileSpool.list()).length === 0);
+      const delivered = trace.get(id)!.events.find((e) => e.kind === 'delivered')!;
+      assert.equal(delivered.data.secure, false);
+      // With MTA-STS enforce the same failure must not fall back.
+      policies.set('brokentls.test', { mode: 'enforce', mx: ['mx.brokentls.test'] });
+      const id2 = await submit(q, 'alice@home.test', ['vic@brokentls.test'], 'broken-tls-enforced');
+      const e = await waitFor('attempt under enforce', async () => { const x = await q.fileSpool.load(id2); return x?.recipients[0]?.attempts ? x : undefined; });
+      assert.equal(e.recipients[0]!.status, 'queued');
+      assert.equal(broken.received.filter((m) => /Subject: broken-tls-enforced/.test(m)).length, 0);
+    } finally {
+      await broken.close();
+    }
   });
 
   it('retries a 4xx with backoff and delivers on the next attempt', async () => {

@@ -95,3 +95,70 @@ export async function startScriptedRemote(opts: ScriptOptions): Promise<Scripted
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+export interface BrokenTlsRemote {
+  /** Messages received (in plaintext, after the client gave up on TLS). */
+  received: string[];
+  starttlsAttempts: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A remote MX that offers STARTTLS but answers the handshake with garbage (a broken TLS stack or a middlebox),
+ * and otherwise accepts mail in plaintext. Raw sockets: no SMTP library would do this.
+ */
+export async function startBrokenTlsRemote(host: string, port: number): Promise<BrokenTlsRemote> {
+  const { createServer } = await import('node:net');
+  const state: BrokenTlsRemote = { received: [], starttlsAttempts: 0, close: async () => {} };
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buf = '';
+    let inData = false;
+    let data = '';
+    socket.write('220 broken.test ESMTP\r\n');
+    socket.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('latin1');
+      if (buf.length > 1 << 20) { socket.destroy(); return; }
+      for (;;) {
+        if (inData) {
+          const end = buf.indexOf('\r\n.\r\n');
+          if (end < 0) return;
+          data += buf.slice(0, end + 2);
+          buf = buf.slice(end + 5);
+          inData = false;
+          state.received.push(data);
+          data = '';
+          socket.write('250 2.0.0 queued\r\n');
+          continue;
+        }
+        const nl = buf.indexOf('\r\n');
+        if (nl < 0) return;
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO') socket.write('250-broken.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n');
+        else if (verb === 'STAR') {
+          state.starttlsAttempts++;
+          socket.write('220 2.0.0 go ahead\r\nthis is not a TLS server hello\r\n');
+          setTimeout(() => socket.destroy(), 50);
+          return;
+        } else if (verb === 'MAIL' || verb === 'RCPT' || verb === 'RSET' || verb === 'NOOP') socket.write('250 2.0.0 ok\r\n');
+        else if (verb === 'DATA') { inData = true; socket.write('354 go on\r\n'); }
+        else if (verb === 'QUIT') { socket.end('221 2.0.0 bye\r\n'); return; }
+        else socket.write('502 5.5.2 not implemented\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  state.close = () => new Promise<void>((resolve) => {
+    for (const s of sockets) s.destroy();
+    server.close(() => resolve());
+  });
+  return state;
+}
