@@ -1,6 +1,6 @@
 // Postern's MX as the benchmark runs it: the real mailbox store (SQLite index + Maildir files, fsync), the queue's
 // durable spool (fsync before 250), the trace, and the SMTP module with only port 25 on. argv: state dir, port.
-// Prints `ready` when it accepts connections; SIGTERM drains and exits.
+// Prints `ready` when it accepts connections; SIGTERM drains and exits. POSTERN_DELIVERY_CONCURRENCY tunes the pipeline.
 import { join } from 'node:path';
 import pino from 'pino';
 import { createStore } from '../../src/server/store/create-store.ts';
@@ -24,6 +24,7 @@ const smtp = createSmtpModule({
   tls: staticTls(cert), store, spool, trace, log: quietLog, dkimKeys: [],
   // SPF/DKIM/DMARC still run in full; the resolver answers NXDOMAIN at once, so DNS latency is not measured.
   resolver: emptyResolver, reverseDns: false,
+  ...(process.env.POSTERN_DELIVERY_CONCURRENCY ? { deliveryConcurrency: Number(process.env.POSTERN_DELIVERY_CONCURRENCY) } : {}),
 });
 await smtp.service.start();
 process.stdout.write('ready\n');
