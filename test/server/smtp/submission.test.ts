@@ -113,3 +113,21 @@ test('failed logins back off per address: after 3 failures the next attempt is r
     await fresh.stop();
   }
 });
+
+test('Python smtplib: STARTTLS on 587, login, send; a wrong password is refused with 535', async () => {
+  const py = `
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), local_hostname='py.example.net')
+s.starttls(context=ctx); s.ehlo('py.example.net')
+try:
+    s.login('bob@example.com', 'not-it'); sys.exit('wrong password accepted')
+except smtplib.SMTPAuthenticationError as e:
+    assert e.smtp_code == 535, e
+s.login('bob@example.com', 'bob-secret-2')
+s.sendmail('bob@example.com', ['alice@example.com'], b'From: bob@example.com\\r\\nTo: alice@example.com\\r\\nSubject: py\\r\\nMessage-ID: <py-sub@example.com>\\r\\n\\r\\nfrom python\\r\\n')
+s.quit()
+`;
+  await run('python3', ['-c', py, String(p.ports.submission)], { timeout: 30_000 });
+  await until(() => p.store.messages('alice@example.com').some((m) => m.includes('py-sub@example.com')), 'delivery');
+});
