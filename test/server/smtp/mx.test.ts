@@ -217,3 +217,30 @@ test('Authentication-Results headers forged with our host name are removed; othe
   assert.equal((m.match(/^Authentication-Results: mail\.example\.com;/gim) ?? []).length, 1, 'only our own');
   assert.match(m, /\r\n\r\nbody\r\n$/);
 });
+
+test('content checks plug into the seam: junk files in Junk with the check header, reject refuses in SMTP', async () => {
+  const keyword = {
+    name: 'keyword',
+    async check(message: Buffer) {
+      if (message.includes('WIRE MONEY NOW')) return { action: 'reject' as const, detail: 'fraud keyword' };
+      if (message.includes('CHEAP PILLS')) return { action: 'junk' as const, detail: 'spam keyword', headers: 'X-Spam-Flag: YES\r\n' };
+      return { action: 'accept' as const, detail: 'clean' };
+    },
+  };
+  const f = await startPostern({ checks: [keyword] });
+  try {
+    const t = nodemailer.createTransport({ host: '127.0.0.1', port: f.ports.mx, tls: { rejectUnauthorized: false } });
+    await t.sendMail({ from: 'a@sender.example.net', to: 'bob@example.com', subject: 'CHEAP PILLS', text: 'x', messageId: '<pills@x>' });
+    await assert.rejects(t.sendMail({ from: 'a@sender.example.net', to: 'bob@example.com', subject: 'hi', text: 'WIRE MONEY NOW', messageId: '<fraud@x>' }),
+      (err: Error & { responseCode?: number; response?: string }) => err.responseCode === 550 && /5\.7\.1 Message refused: fraud keyword/.test(err.response ?? ''));
+    await t.sendMail({ from: 'a@sender.example.net', to: 'bob@example.com', subject: 'hello', text: 'x', messageId: '<fine@x>' });
+    t.close();
+    await until(() => f.store.messages('bob@example.com', 'Junk').length === 1 && f.store.messages('bob@example.com').length === 1, 'filing');
+    const junk = f.store.messages('bob@example.com', 'Junk')[0]!.toString();
+    assert.match(junk, /^X-Postern-Verdict: junk\r\nX-Spam-Flag: YES\r\n/);
+    assert.ok(f.store.messages('bob@example.com')[0]!.includes('<fine@x>'));
+    assert.ok(f.trace.find('pills@x')[0]!.events.some((e) => e.kind === 'check' && e.detail === 'keyword: spam keyword'));
+  } finally {
+    await f.stop();
+  }
+});
