@@ -24,7 +24,8 @@ export const imapService: ServiceFactory = (ctx) => {
   if (imapPort === null && imapsPort === null) return null;
   return createImapService({
     store: ctx.store, tls: ctx.tls, logger: ctx.logger, hostname: ctx.config.hostname, host: ctx.config.listenAddress,
-    imapPort, imapsPort, limits: { maxConnectionsPerIp: ctx.config.limits.maxConnectionsPerIp },
+    imapPort, imapsPort,
+    limits: { maxConnectionsPerIp: ctx.config.limits.maxConnectionsPerIp, maxAppendBytes: ctx.config.limits.maxMessageBytes },
   });
 };
 
