@@ -97,6 +97,8 @@ export class Scheduler {
   private readonly destinations = new Map<string, Destination>();
   private readonly idle = new Map<string, { session: OutboundSession; timer: NodeJS.Timeout }[]>();
   private readonly running = new Set<Promise<void>>();
+  /** Every open session, idle or busy, so stop() can cut them at its deadline. */
+  private readonly sessions = new Set<OutboundSession>();
   private activeWorkers = 0;
   private timer: NodeJS.Timeout | null = null;
   private lastRescan = 0;
@@ -146,6 +148,9 @@ export class Scheduler {
     clearTimeout(timeout);
     for (const list of this.idle.values()) for (const { session, timer } of list) { clearTimeout(timer); session.close(); }
     this.idle.clear();
+    // Deliveries still running at the deadline are cut; their recipients stay queued and go out after restart.
+    for (const session of this.sessions) session.destroy();
+    this.sessions.clear();
   }
 
   /** Loads every entry from disk (start, periodic rescans). */
@@ -383,6 +388,8 @@ export class Scheduler {
       const t = tries[i]!;
       try {
         const session = await OutboundSession.open(t, { heloName: this.o.hostname, ...this.o.client });
+        this.sessions.add(session);
+        session.onClose(() => this.sessions.delete(session));
         return { session, error: '' };
       } catch (err) {
         const e = err as Error & { response?: string };

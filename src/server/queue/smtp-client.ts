@@ -67,6 +67,11 @@ export class OutboundSession {
     conn.on('error', () => { this.closed = true; });
   }
 
+  /** Calls `fn` once the connection has ended, whoever ended it. */
+  onClose(fn: () => void): void {
+    this.conn.once('end', fn);
+  }
+
   get usable(): boolean {
     return !this.closed && !this.conn.destroyed;
   }
@@ -176,6 +181,12 @@ export class OutboundSession {
         });
       });
     });
+  }
+
+  /** Drops the connection at once (stop deadline passed): no QUIT, an unfinished transaction is abandoned. */
+  destroy(): void {
+    this.closed = true;
+    this.conn.close();
   }
 
   /** Sends QUIT and closes. */

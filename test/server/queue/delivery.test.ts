@@ -104,6 +104,7 @@ before(async () => {
     'slow MX 10 mx.slow', `mx.slow A ${base}.6`,
     'small MX 10 mx.small', `mx.small A ${base}.8`,
     'brokentls MX 10 mx.brokentls', `mx.brokentls A ${base}.10`,
+    'stuck MX 10 mx.stuck', `mx.stuck A ${base}.11`,
     '_mta-sts.published TXT "v=STSv1; id=20261128T1"', `mta-sts.published A ${base}.7`,
     '_mta-sts.badcert TXT "v=STSv1; id=20261128T2"', `mta-sts.badcert A ${base}.7`,
   ]);
@@ -458,6 +459,19 @@ describe('outbound queue', () => {
     await waitFor('the message is being transferred', () => slow.received.length > 0);
     await q.service.stop(Date.now() + 10_000);
     assert.equal(await q.fileSpool.load(id), null, 'the remote\'s 250 was recorded before stop() resolved, and the entry removed');
+  });
+
+  it('stop() cuts a delivery still running at its deadline and keeps the recipient queued for the next start', async () => {
+    const cert = pki.issue('stuck', ['mx.stuck.test']);
+    const stuck = await startScriptedRemote({ host: `${base}.11`, port: 25, key: cert.key, cert: cert.cert, dataDelayMs: 60_000 });
+    remotes.push(stuck);
+    const { q } = makeQueue('cut', await aliceStoreIn(join(root, 'store-cut')));
+    await q.service.start();
+    const id = await submit(q, 'alice@home.test', ['will@stuck.test'], 'cut-1');
+    await waitFor('the message is being transferred', () => stuck.received.length > 0);
+    await q.service.stop(Date.now() + 200);
+    const e = await q.fileSpool.load(id);
+    assert.equal(e?.recipients[0]?.status, 'queued', 'not recorded as sent: the remote never answered');
   });
 
   it('relay mode sends everything through the smarthost, over STARTTLS with AUTH', async () => {

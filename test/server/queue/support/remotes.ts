@@ -52,6 +52,8 @@ export async function startScriptedRemote(opts: ScriptOptions): Promise<Scripted
     authOptional: !opts.auth,
     authMethods: ['PLAIN', 'LOGIN'],
     logger: false,
+    // close() waits this long for open sessions (a stalled one in the stop() test) before cutting them.
+    closeTimeout: 200,
     onAuth(auth, session, cb) {
       const ok = Boolean(opts.auth && session.secure && auth.username === opts.auth.user && auth.password === opts.auth.pass);
       logins.push({ user: auth.username ?? '', ok });
@@ -78,7 +80,7 @@ export async function startScriptedRemote(opts: ScriptOptions): Promise<Scripted
           secure: session.secure,
           ...(typeof session.user === 'string' ? { user: session.user } : {}),
         });
-        if (opts.dataDelayMs) setTimeout(() => cb(), opts.dataDelayMs);
+        if (opts.dataDelayMs) setTimeout(() => cb(), opts.dataDelayMs).unref();
         else cb();
       });
     },
