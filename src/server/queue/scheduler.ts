@@ -1,15 +1,14 @@
 // The outbound scheduler: picks due recipients from the spool, groups them per destination (recipient domain, or
 // the relay), delivers with limited concurrency per destination over reused sessions, and records every outcome:
 // sent, retried with backoff, or failed with a DSN. All state lives in the spool's files, so a restart resumes.
-import { isIP } from 'node:net';
 import type { Trace } from '../trace/api.ts';
 import { domainOf } from './address.ts';
 import type { Bouncer } from './bouncer.ts';
 import { statusFromReply } from './dsn.ts';
 import type { DsnRecipient } from './dsn.ts';
-import { mxAllowed } from './mta-sts.ts';
 import type { StsPolicySource } from './mta-sts.ts';
-import { resolveMxRoute } from './mx.ts';
+import { resolveRoute } from './route.ts';
+import type { RelaySettings, Route } from './route.ts';
 import type { QueueResolver } from './mx.ts';
 import { isTlsFailure, OutboundSession } from './smtp-client.ts';
 import type { OutboundClientOptions, OutboundTarget, RecipientOutcome } from './smtp-client.ts';
@@ -22,13 +21,6 @@ const HOUR = 60 * MINUTE;
 /** Delays after the 1st, 2nd, … failed attempt; the last one repeats. Roughly Postfix's 5 min … 4 h. */
 export const DEFAULT_RETRY_SCHEDULE_MS = [5 * MINUTE, 10 * MINUTE, 20 * MINUTE, 40 * MINUTE, HOUR, 2 * HOUR, 4 * HOUR];
 
-export interface RelaySettings {
-  host: string;
-  /** 465 = implicit TLS; anything else = STARTTLS required. */
-  port: number;
-  username?: string;
-  password?: string;
-}
 
 export interface SchedulerOptions {
   spool: FileSpool;
@@ -75,10 +67,6 @@ interface Destination {
   workers: number;
 }
 
-type Route =
-  | { kind: 'targets'; targets: OutboundTarget[]; sts: string }
-  | { kind: 'permanent'; reason: string; status: string }
-  | { kind: 'temporary'; reason: string };
 
 /**
  * Idle sessions are shared per destination and TLS policy: a session opened without MTA-STS (maybe in plaintext
@@ -336,49 +324,15 @@ export class Scheduler {
     for (const r of job.recipients) this.inFlight.delete(`${job.entryId}\0${r}`);
   }
 
-  private async route(d: Destination, entry: StoredEntry): Promise<Route> {
-    const relay = this.o.relay;
-    if (relay) {
-      // The relay's name goes through the same resolver as MX lookups (tests, split-horizon setups).
-      let addresses = [relay.host];
-      if (isIP(relay.host) === 0) {
-        const [v4, v6] = await Promise.allSettled([this.o.resolver.resolve4(relay.host), this.o.resolver.resolve6(relay.host)]);
-        addresses = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
-        if (!addresses.length) return { kind: 'temporary', reason: `relay host ${relay.host} has no address records` };
-      }
-      const targets = addresses.map((address): OutboundTarget => ({
-        hostname: relay.host,
-        address,
-        port: relay.port,
-        tls: relay.port === 465 ? 'implicit' : 'required',
-        ...(relay.username ? { auth: { user: relay.username, pass: relay.password ?? '' } } : {}),
-      }));
-      return { kind: 'targets', targets, sts: 'relay' };
-    }
-    const domain = d.domain!;
-    const mx = await resolveMxRoute(this.o.resolver, domain);
-    if (mx.kind === 'permanent') return { kind: 'permanent', reason: mx.reason, status: /null MX/.test(mx.reason) ? '5.1.10' : '5.1.2' };
-    if (mx.kind === 'temporary') return { kind: 'temporary', reason: mx.reason };
-    let policy;
-    try {
-      policy = await this.o.stsPolicy(domain);
-    } catch (err) {
-      // mailauth already falls back to a cached policy; a fetch error with nothing cached means no policy.
-      this.warn(`MTA-STS policy for ${domain}: ${(err as Error).message}`);
-      policy = { mode: 'none' as const, mx: [] };
-    }
-    let hosts = mx.hosts;
-    if (policy.mode === 'enforce') {
-      hosts = hosts.filter((h) => mxAllowed(policy, h.name));
-      if (!hosts.length) {
-        this.o.trace.record({ traceId: entry.id, kind: 'check', detail: `MTA-STS enforce: no MX of ${domain} matches the policy (${policy.mx.join(', ')})` });
-        return { kind: 'temporary', reason: `MTA-STS policy of ${domain} (enforce) allows none of its MX hosts` };
-      }
-    }
-    const tls = policy.mode === 'enforce' ? 'required' : 'opportunistic';
-    const port = this.o.mxPort ?? 25;
-    const targets = hosts.flatMap((h) => h.addresses.map((address): OutboundTarget => ({ hostname: h.name, address, port, tls })));
-    return { kind: 'targets', targets, sts: policy.mode };
+  private route(d: Destination, entry: StoredEntry): Promise<Route> {
+    return resolveRoute({
+      resolver: this.o.resolver,
+      stsPolicy: this.o.stsPolicy,
+      ...(this.o.relay ? { relay: this.o.relay } : {}),
+      mxPort: this.o.mxPort ?? 25,
+      warn: (m) => this.warn(m),
+      note: (detail) => this.o.trace.record({ traceId: entry.id, kind: 'check', detail }),
+    }, d.domain);
   }
 
   private async connect(entry: StoredEntry, targets: OutboundTarget[]): Promise<{ session: OutboundSession | null; error: string }> {

@@ -13,7 +13,8 @@ import { mailauthPolicySource } from './mta-sts.ts';
 import type { StsPolicySource } from './mta-sts.ts';
 import type { QueueResolver } from './mx.ts';
 import { Scheduler } from './scheduler.ts';
-import type { RelaySettings, SchedulerOptions } from './scheduler.ts';
+import type { RelaySettings } from './route.ts';
+import type { SchedulerOptions } from './scheduler.ts';
 import { FileSpool } from './spool.ts';
 
 /** The spool's folder inside the server's state folder (`postern queue --state` uses the same). */
