@@ -17,12 +17,6 @@ export interface DeliveryDeps {
   reports?: ReportIngest | undefined;
 }
 
-/**
- * The store engineer is asked (store/SMTP-NEEDS.md) to make deliver() idempotent per deliveryId, so that a crash
- * between "stored" and "marked delivered in the spool" never stores a message twice.
- */
-type IdempotentDeliveryOptions = DeliveryOptions & { deliveryId: string };
-
 function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
@@ -63,7 +57,8 @@ export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry): Promi
       const done = storedFor.get(account);
       if (done) { boxes.push(done); continue; }
       try {
-        const options: IdempotentDeliveryOptions = { mailbox, internalDate: new Date(entry.receivedAt), deliveryId: `${entry.id}/${account}` };
+        // Idempotent per delivery id: a re-run after a crash between "stored" and markLocal stores nothing twice.
+        const options: DeliveryOptions = { mailbox, internalDate: new Date(entry.receivedAt), deliveryId: `${entry.id}/${account}` };
         const res = await deps.store.deliver(account, message, options);
         if (res.ok) {
           storedFor.set(account, res.mailbox);

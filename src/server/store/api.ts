@@ -24,6 +24,12 @@ export interface DeliveryOptions {
   mailbox: 'INBOX' | 'Junk' | 'Sent';
   flags?: string[];
   internalDate?: Date;
+  /**
+   * Unique per (spool entry, account). When a message with this id was already delivered to this account,
+   * deliver() stores nothing and returns the earlier result ({ ok: true, mailbox, uid }), even if that message
+   * was expunged since. Remembered for 7 days (longer than a spool entry lives).
+   */
+  deliveryId?: string;
 }
 
 export interface DeliveryStore {

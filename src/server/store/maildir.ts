@@ -18,10 +18,23 @@ export function folderDir(mailRoot: string, account: string, folder: string): st
   return path.join(accountDir(mailRoot, account), folder);
 }
 
-/** A unique Maildir file name: time, pid, counter, random, host, size, and the `:2,` flag letters. */
-export function newFileName(size: number, info: string): string {
+/**
+ * A unique Maildir file name: time, pid, counter, random, host, size, the delivery key of a delivered message
+ * (`,D=<hex>`: start-up reconciliation of a file whose row never committed restores its deliveries row, so a
+ * pipeline re-run does not store it a second time), and the `:2,` flag letters.
+ */
+export function newFileName(size: number, info: string, deliveryKey?: string): string {
   counter = (counter + 1) % 1e9;
-  return `${Date.now()}.P${process.pid}Q${counter}R${randomBytes(6).toString('hex')}.${HOST},S=${size}:2,${info}`;
+  const d = deliveryKey ? `,D=${deliveryKey}` : '';
+  return `${Date.now()}.P${process.pid}Q${counter}R${randomBytes(6).toString('hex')}.${HOST},S=${size}${d}:2,${info}`;
+}
+
+const DELIVERY_KEY_IN_NAME = /,D=([0-9a-f]{32})(?:,|:2,|$)/;
+
+/** The delivery key newFileName put in a file name, or null. */
+export function deliveryKeyFromFileName(name: string): string | null {
+  const colon = name.indexOf(':2,');
+  return DELIVERY_KEY_IN_NAME.exec(colon >= 0 ? name.slice(0, colon + 3) : name)?.[1] ?? null;
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
@@ -41,8 +54,8 @@ export async function ensureMaildir(dir: string): Promise<void> {
  * Writes bytes into `<dir>/cur/<name>` (file fsynced, renamed) and returns the name. With `syncDir` false the
  * caller must fsync `<dir>/cur` itself before relying on the name (group commit does it once per batch).
  */
-export async function writeMessageFile(dir: string, bytes: Buffer, info: string, syncDir = true): Promise<string> {
-  const name = newFileName(bytes.length, info);
+export async function writeMessageFile(dir: string, bytes: Buffer, info: string, syncDir = true, deliveryKey?: string): Promise<string> {
+  const name = newFileName(bytes.length, info, deliveryKey);
   const tmp = path.join(dir, 'tmp', name);
   let fh;
   try {

@@ -2,7 +2,7 @@
 // committed row (an APPEND that got OK, a delivery that got 250) survives power loss, not just a crash.
 import type { DatabaseSync } from 'node:sqlite';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -87,10 +87,54 @@ CREATE TABLE IF NOT EXISTS vanished(mailbox_id INTEGER NOT NULL, uid INTEGER NOT
 CREATE TABLE IF NOT EXISTS pending_unlink(path TEXT PRIMARY KEY, recursive INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 `;
 
+// Idempotent delivery (version 3): one row per delivered (account, delivery id), written in the transaction that
+// inserts the message row, so a pipeline re-run after a crash finds it and stores nothing twice. delivery_id is
+// the hex SHA-256 prefix of the caller's id (it also names the message file, see maildir.ts); mailbox is the name
+// at delivery time. Rows older than the queue lifetime are pruned (SqliteStore.pruneDeliveries).
+const DELIVERIES_DDL = `
+CREATE TABLE IF NOT EXISTS deliveries(
+  account TEXT NOT NULL,
+  delivery_id TEXT NOT NULL,
+  mailbox TEXT NOT NULL,
+  uid INTEGER NOT NULL,
+  created INTEGER NOT NULL,
+  PRIMARY KEY(account, delivery_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created);
+`;
+
+/**
+ * Steps from an older schema version to the next, each run in one transaction with the version bump. A state
+ * dir written by an older Postern opens after its missing steps ran; a newer one is refused.
+ */
+const MIGRATIONS: Record<number, string> = {
+  2: DELIVERIES_DDL, // 2 → 3: the deliveries table; existing mail needs no change
+};
+
 export function openSchema(db: DatabaseSync): void {
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA busy_timeout = 5000;');
   db.exec(DDL);
   const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
-  if (!row) db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
-  else if (Number(row.value) !== SCHEMA_VERSION) throw new Error(`store index schema version ${row.value}, this Postern reads ${SCHEMA_VERSION}`);
+  if (!row) {
+    db.exec(DELIVERIES_DDL);
+    db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
+    return;
+  }
+  let version = Number(row.value);
+  if (!Number.isInteger(version) || version > SCHEMA_VERSION || (version < SCHEMA_VERSION && !MIGRATIONS[version])) {
+    throw new Error(`store index schema version ${row.value}, this Postern reads ${SCHEMA_VERSION} (and migrates from ${Object.keys(MIGRATIONS).join(', ')})`);
+  }
+  while (version < SCHEMA_VERSION) {
+    const step = MIGRATIONS[version]!;
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      db.exec(step);
+      db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(version + 1));
+      db.exec('COMMIT');
+    } catch (err) {
+      db.exec('ROLLBACK');
+      throw err;
+    }
+    version++;
+  }
 }

@@ -1,13 +1,14 @@
 // The MailStore on node:sqlite + Maildir files. Index changes are synchronous transactions; a message file is
 // durable (fsynced, renamed, folder fsynced) before the transaction that makes it visible commits, and a file
 // is removed only after the transaction that forgot it (through pending_unlink, replayed at start).
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { Logger } from 'pino';
 import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags } from './flags.ts';
-import { accountDir, fsyncDir, linkMessageFile, writeMessageFile, ensureMaildir } from './maildir.ts';
+import { accountDir, deliveryKeyFromFileName, fsyncDir, linkMessageFile, writeMessageFile, ensureMaildir } from './maildir.ts';
 import { parseMessage, toCrlf, type ParsedMessage } from './mime.ts';
 import { folderName, normalizeAddress, normalizeMailboxName } from './names.ts';
 import { DUMMY_HASH, verifyPasswordHash } from './password.ts';
@@ -28,6 +29,10 @@ export const DEFAULT_MAILBOXES: ReadonlyArray<[string, SpecialUse | null]> = [
 const MAX_MAILBOXES_PER_ACCOUNT = 1000;
 const MAX_ALIAS_DEPTH = 5;
 const UID_CACHE_MAILBOXES = 64;
+/** Deliveries are remembered longer than a spool entry can live (the queue gives up after 5 days). */
+const DELIVERY_MEMORY_MS = 7 * 24 * 3600 * 1000;
+const DELIVERY_PRUNE_EVERY_MS = 3600 * 1000;
+const MAX_DELIVERY_ID_LENGTH = 1000;
 
 export interface SqliteStoreOptions {
   stateDir: string;
@@ -45,10 +50,21 @@ interface MessageRow {
   size: number; internal_date: number; internal_zone: number;
 }
 type FtsRow = [number, string, string];
+/** What a queued append ends as: stored now, or (a delivery whose id was stored already) the earlier copy. */
+type CommitOutcome =
+  | { kind: 'stored'; result: AppendResult; mailbox: string }
+  | { kind: 'earlier'; mailbox: string; uid: number };
 interface PendingAppend {
   mailboxId: number; bytes: Buffer; parsed: ParsedMessage; bits: number; keywords: string; date: number; zone: number;
   dir: string; file: string; origin: unknown;
-  resolve: (r: AppendResult) => void; reject: (err: unknown) => void;
+  /** SHA-256 prefix of the caller's delivery id (deliver() only). */
+  deliveryKey: string | undefined;
+  resolve: (r: CommitOutcome) => void; reject: (err: unknown) => void;
+}
+
+/** The key a delivery id is remembered (and its file named) by: fixed length, file-name safe. */
+function deliveryKey(deliveryId: string): string {
+  return createHash('sha256').update(deliveryId).digest('hex').slice(0, 32);
 }
 interface AccountRow { address: string; name: string; password_hash: string; quota_bytes: number; used_bytes: number; message_count: number; active: number; initialized: number }
 
@@ -106,6 +122,7 @@ export class SqliteStore implements MailStore {
   private readonly uidCache = new Map<number, number[]>();
   private committing = false;
   private closed = false;
+  private lastDeliveryPrune = 0;
 
   constructor(opts: SqliteStoreOptions) {
     this.logger = opts.logger;
@@ -115,6 +132,13 @@ export class SqliteStore implements MailStore {
     this.db = new DatabaseSync(path.join(opts.stateDir, 'store', 'index.sqlite'));
     openSchema(this.db);
     registerSearchFunctions(this.db);
+    this.pruneDeliveries();
+  }
+
+  /** Forgets delivery ids older than any spool entry can be (run at open and at most hourly on delivery). */
+  pruneDeliveries(now = Date.now()): number {
+    this.lastDeliveryPrune = now;
+    return Number(this.q('DELETE FROM deliveries WHERE created < ?').run(now - DELIVERY_MEMORY_MS).changes);
   }
 
   private q(sql: string): StatementSync {
@@ -609,10 +633,12 @@ export class SqliteStore implements MailStore {
   }
 
   async append(mailboxId: number, message: Buffer, options: AppendOptions = {}, origin?: unknown): Promise<AppendResult> {
-    return this.track(this.appendInner(mailboxId, message, options, origin));
+    const r = await this.track(this.appendInner(mailboxId, message, options, origin, undefined));
+    if (r.kind !== 'stored') throw new Error('append without a delivery id found an earlier delivery'); // cannot happen
+    return r.result;
   }
 
-  private async appendInner(mailboxId: number, message: Buffer, options: AppendOptions, origin: unknown): Promise<AppendResult> {
+  private async appendInner(mailboxId: number, message: Buffer, options: AppendOptions, origin: unknown, deliveryKey: string | undefined): Promise<CommitOutcome> {
     if (message.length === 0) throw new StoreError('PARSE', 'empty message');
     const bytes = toCrlf(message);
     if (bytes.length > this.maxMessageBytes) throw new StoreError('TOOBIG', `message larger than ${this.maxMessageBytes} bytes`);
@@ -624,9 +650,9 @@ export class SqliteStore implements MailStore {
     this.checkQuota(mb.account, bytes.length);
     const parsed = parseMessage(bytes); // outside the write transaction: parsing is the CPU-heavy part
     const dir = path.join(accountDir(this.mailRoot, mb.account), mb.folder);
-    const file = await writeMessageFile(dir, bytes, maildirInfo(flags.bits), false);
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.commitQueue.push({ mailboxId, bytes, parsed, bits: flags.bits, keywords: keywordsColumn(flags.keywords), date: date.getTime(), zone, dir, file, origin, resolve, reject });
+    const file = await writeMessageFile(dir, bytes, maildirInfo(flags.bits), false, deliveryKey);
+    return new Promise<CommitOutcome>((resolve, reject) => {
+      this.commitQueue.push({ mailboxId, bytes, parsed, bits: flags.bits, keywords: keywordsColumn(flags.keywords), date: date.getTime(), zone, dir, file, origin, deliveryKey, resolve, reject });
       this.runCommits();
     });
   }
@@ -648,21 +674,36 @@ export class SqliteStore implements MailStore {
           for (const b of batch) b.reject(err);
           continue;
         }
-        const done: Array<{ b: PendingAppend; meta?: MessageMeta; uidValidity?: number; err?: unknown }> = [];
+        const done: Array<{ b: PendingAppend; meta?: MessageMeta; uidValidity?: number; mailbox?: string; earlier?: { mailbox: string; uid: number }; err?: unknown }> = [];
         const fts: FtsRow[] = [];
+        let redundant = false;
         try {
           this.db.exec('BEGIN IMMEDIATE');
           for (const b of batch) {
             this.db.exec('SAVEPOINT one_append');
             try {
               const cur = this.mailboxById(b.mailboxId); // still there after the awaits?
+              // The same delivery id may have committed while this copy was being written (a concurrent re-run).
+              const earlier = b.deliveryKey === undefined ? undefined
+                : this.q('SELECT mailbox, uid FROM deliveries WHERE account = ? AND delivery_id = ?').get(cur.account, b.deliveryKey) as { mailbox: string; uid: number } | undefined;
+              if (earlier) {
+                // Its file goes after the commit; recorded so a crash cannot adopt it as a second copy.
+                this.q('INSERT OR REPLACE INTO pending_unlink(path, recursive) VALUES (?, 0)').run(path.join(b.dir, 'cur', b.file));
+                redundant = true;
+                this.db.exec('RELEASE one_append');
+                done.push({ b, earlier: { mailbox: earlier.mailbox, uid: earlier.uid } });
+                continue;
+              }
               this.chargeQuota(cur.account, b.bytes.length, 1);
               const row: FtsRow[] = [];
               const contentId = this.insertContent(b.bytes, b.parsed, row);
               const meta = this.insertMessage(cur, contentId, b.file, b.bits, b.keywords, b.bytes.length, b.date, b.zone);
+              if (b.deliveryKey !== undefined) {
+                this.q('INSERT INTO deliveries(account, delivery_id, mailbox, uid, created) VALUES (?, ?, ?, ?, ?)').run(cur.account, b.deliveryKey, cur.name, meta.uid, Date.now());
+              }
               this.db.exec('RELEASE one_append');
               fts.push(...row);
-              done.push({ b, meta, uidValidity: cur.uid_validity });
+              done.push({ b, meta, uidValidity: cur.uid_validity, mailbox: cur.name });
             } catch (err) {
               this.db.exec('ROLLBACK TO one_append');
               this.db.exec('RELEASE one_append');
@@ -673,13 +714,17 @@ export class SqliteStore implements MailStore {
           this.db.exec('COMMIT');
         } catch (err) {
           if (this.db.isTransaction) this.db.exec('ROLLBACK');
-          for (const d of done) { d.meta = undefined; d.err = err; }
+          redundant = false;
+          for (const d of done) { d.meta = undefined; d.earlier = undefined; d.err = err; }
           if (done.length < batch.length) for (const b of batch.slice(done.length)) done.push({ b, err });
         }
+        if (redundant) await this.processPendingUnlinks().catch((err: unknown) => this.logger.error({ err: (err as Error).message }, 'removing a redundant delivery copy failed; retried at start'));
         for (const d of done) {
           if (d.meta) {
             this.emit({ type: 'exists', mailboxId: d.b.mailboxId, messages: [d.meta], highestModseq: d.meta.modseq, origin: d.b.origin });
-            d.b.resolve({ uid: d.meta.uid, uidValidity: d.uidValidity!, modseq: d.meta.modseq });
+            d.b.resolve({ kind: 'stored', result: { uid: d.meta.uid, uidValidity: d.uidValidity!, modseq: d.meta.modseq }, mailbox: d.mailbox! });
+          } else if (d.earlier) {
+            d.b.resolve({ kind: 'earlier', mailbox: d.earlier.mailbox, uid: d.earlier.uid });
           } else {
             await fsp.rm(path.join(d.b.dir, 'cur', d.b.file), { force: true });
             d.b.reject(d.err);
@@ -698,10 +743,20 @@ export class SqliteStore implements MailStore {
 
   async deliver(account: string, message: Buffer, options: DeliveryOptions): Promise<DeliveryResult> {
     const a = this.requireAccount(account);
+    let key: string | undefined;
+    if (options.deliveryId !== undefined) {
+      if (options.deliveryId.length === 0 || options.deliveryId.length > MAX_DELIVERY_ID_LENGTH) {
+        throw new StoreError('CANNOT', `delivery id must be 1 to ${MAX_DELIVERY_ID_LENGTH} characters`);
+      }
+      key = deliveryKey(options.deliveryId);
+      if (Date.now() - this.lastDeliveryPrune > DELIVERY_PRUNE_EVERY_MS) this.pruneDeliveries();
+      const earlier = this.q('SELECT mailbox, uid FROM deliveries WHERE account = ? AND delivery_id = ?').get(a, key) as { mailbox: string; uid: number } | undefined;
+      if (earlier) return { ok: true, mailbox: earlier.mailbox, uid: earlier.uid };
+    }
     const mb = this.deliveryMailbox(a, options.mailbox);
     try {
-      const r = await this.append(mb.id, message, { flags: options.flags ?? [], internalDate: options.internalDate ?? new Date() });
-      return { ok: true, mailbox: mb.name, uid: r.uid };
+      const r = await this.track(this.appendInner(mb.id, message, { flags: options.flags ?? [], internalDate: options.internalDate ?? new Date() }, undefined, key));
+      return r.kind === 'stored' ? { ok: true, mailbox: r.mailbox, uid: r.result.uid } : { ok: true, mailbox: r.mailbox, uid: r.uid };
     } catch (err) {
       if (err instanceof StoreError && (err.code === 'OVERQUOTA' || err.code === 'TOOBIG')) return { ok: false, reason: 'overquota', message: err.message };
       throw err;
@@ -897,7 +952,11 @@ export class SqliteStore implements MailStore {
       const out = prepared.map((f) => {
         this.chargeQuota(mb.account, f.bytes.length, 1, false);
         const contentId = this.insertContent(f.bytes, f.parsed, fts);
-        return this.insertMessage(mb, contentId, f.file, f.bits, '', f.bytes.length, Math.floor(f.date), -new Date(f.date).getTimezoneOffset());
+        const meta = this.insertMessage(mb, contentId, f.file, f.bits, '', f.bytes.length, Math.floor(f.date), -new Date(f.date).getTimezoneOffset());
+        // A delivery whose row never committed: remember it, so the pipeline's re-run finds this copy.
+        const key = deliveryKeyFromFileName(f.file);
+        if (key) this.q('INSERT OR IGNORE INTO deliveries(account, delivery_id, mailbox, uid, created) VALUES (?, ?, ?, ?, ?)').run(mb.account, key, mb.name, meta.uid, Date.now());
+        return meta;
       });
       this.flushFts(fts);
       return out;
