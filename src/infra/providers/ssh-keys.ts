@@ -26,6 +26,32 @@ export async function sshFingerprint(publicKeyLine: string): Promise<string> {
   return 'SHA256:' + createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '');
 }
 
+/**
+ * An Ed25519 key pair in OpenSSH's own formats (PROTOCOL.key), made with node:crypto. ssh2's generator was not
+ * used: about one key in two hundred it writes is refused by OpenSSH ("error in libcrypto"), which would leave a
+ * droplet without its host key. `crypto` is passed in because dynamic providers import inside their methods.
+ */
+export function openSshEd25519KeyPair(crypto: typeof import('node:crypto'), comment: string): { privateKey: string; publicKey: string } {
+  const { privateKey } = crypto.generateKeyPairSync('ed25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  const seed = Buffer.from(jwk.d!, 'base64url');
+  const pub = Buffer.from(jwk.x!, 'base64url');
+  if (seed.length !== 32 || pub.length !== 32) throw new Error('node:crypto returned an Ed25519 key of unexpected size');
+  const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(n); return b; };
+  const str = (v: Buffer | string) => { const b = Buffer.from(v); return Buffer.concat([u32(b.length), b]); };
+  const blob = Buffer.concat([str('ssh-ed25519'), str(pub)]);
+  const check = crypto.randomBytes(4);
+  let secret = Buffer.concat([check, check, str('ssh-ed25519'), str(pub), str(Buffer.concat([seed, pub])), str(comment)]);
+  const pad = (8 - (secret.length % 8)) % 8;
+  secret = Buffer.concat([secret, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
+  const body = Buffer.concat([Buffer.from('openssh-key-v1\0'), str('none'), str('none'), str(''), u32(1), str(blob), str(secret)]);
+  const lines = body.toString('base64').match(/.{1,70}/g)!.join('\n');
+  return {
+    privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\n${lines}\n-----END OPENSSH PRIVATE KEY-----\n`,
+    publicKey: `ssh-ed25519 ${blob.toString('base64')} ${comment}`,
+  };
+}
+
 export const sshKeyPairProvider: pulumi.dynamic.ResourceProvider<SshKeyPairInputs, SshKeyPairOutputs> = {
   async check(_olds, news) {
     if (!containsUnknown(news.comment) && (typeof news.comment !== 'string' || !/^[\x21-\x7e]{1,100}$/.test(news.comment))) {
@@ -38,13 +64,11 @@ export const sshKeyPairProvider: pulumi.dynamic.ResourceProvider<SshKeyPairInput
     return { changes: olds.comment !== news.comment };
   },
   async create(inputs) {
-    const ssh2 = (await import('ssh2')).default;
     const crypto = await import('node:crypto');
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: inputs.comment });
-    const publicKey = pair.public.trim();
+    const pair = openSshEd25519KeyPair(crypto, inputs.comment);
     return {
       id: `sshkey-${crypto.randomUUID()}`,
-      outs: { comment: inputs.comment, privateKey: pair.private, publicKey, fingerprint: await sshFingerprint(publicKey) },
+      outs: { comment: inputs.comment, privateKey: pair.privateKey, publicKey: pair.publicKey, fingerprint: await sshFingerprint(pair.publicKey) },
     };
   },
   async update(_id, olds, news) {
