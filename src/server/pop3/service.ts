@@ -1,12 +1,14 @@
 // The POP3 listeners: 110 (STLS offered, credentials only after it) and 995 (implicit TLS). Connections are
-// capped per address and in total; stop() refuses new connections, lets sessions finish until the deadline,
-// then cuts them (without applying their deletions, as a dropped connection would).
+// capped per address and in total. stop() refuses new connections and tells every session `-ERR [SYS/TEMP]`
+// once its current command is answered (at once when it is between commands); whatever is still open at the
+// deadline is cut. Either way no deletions are applied: only a client's own QUIT applies them.
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Listening, Service, TlsSource } from '../service.ts';
 import type { MailStore } from '../store/types.ts';
-import { DEFAULT_POP3_LIMITS, Pop3Session, type Pop3Limits } from './session.ts';
+import { followReloads } from '../tls.ts';
+import { DEFAULT_POP3_LIMITS, Pop3Session, SHUTDOWN_REPLY, type Pop3Limits } from './session.ts';
 
 export interface Pop3ServiceOptions {
   store: MailStore;
@@ -28,9 +30,17 @@ export function createPop3Service(o: Pop3ServiceOptions): Service {
   const servers: Array<{ scheme: 'pop3' | 'pop3s'; server: net.Server; port: number }> = [];
   const sessions = new Set<Pop3Session>();
   const perIp = new Map<string, number>();
+  let stopping = false;
+  let drained: (() => void) | null = null;
 
   const accept = (socket: net.Socket, implicitTls: boolean) => {
     const ip = socket.remoteAddress ?? '?';
+    if (stopping) {
+      // A TLS handshake that began before stop() ends here.
+      socket.on('error', () => undefined);
+      socket.end(`${SHUTDOWN_REPLY}\r\n`);
+      return;
+    }
     const n = perIp.get(ip) ?? 0;
     if (n >= o.maxConnectionsPerIp || sessions.size >= maxConnections) {
       socket.on('error', () => undefined);
@@ -44,6 +54,7 @@ export function createPop3Service(o: Pop3ServiceOptions): Service {
         sessions.delete(session);
         const left = (perIp.get(ip) ?? 1) - 1;
         if (left <= 0) perIp.delete(ip); else perIp.set(ip, left);
+        if (sessions.size === 0) drained?.();
       },
     });
     sessions.add(session);
@@ -55,8 +66,8 @@ export function createPop3Service(o: Pop3ServiceOptions): Service {
     // A failed handshake never reaches accept(); it must not crash the process.
     server.on('tlsClientError', (err) => log.debug({ err: err.message }, 'pop3s handshake failed'));
     // Clients that send no SNI (an IP address) get the default context: keep it current across renewals.
-    const reloadable = o.tls as TlsSource & { onReload?: (l: (pem: { key: Buffer; cert: Buffer }) => void) => void };
-    reloadable.onReload?.((pem) => server.setSecureContext(pem));
+    // (STLS on 110 takes tls.current() at each upgrade.)
+    followReloads(o.tls, server);
     servers.push({ scheme: 'pop3s', port: o.ports.pop3s, server });
   }
   for (const s of servers) s.server.on('error', (err) => log.error({ err: err.message, scheme: s.scheme }, 'pop3 listener error'));
@@ -77,8 +88,15 @@ export function createPop3Service(o: Pop3ServiceOptions): Service {
       return out;
     },
     async stop(deadline: number): Promise<void> {
+      stopping = true;
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.server.close(() => resolve()))));
-      while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const allEnded = new Promise<void>((resolve) => { drained = resolve; });
+      for (const s of [...sessions]) s.shutDown();
+      if (sessions.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([allEnded, new Promise<void>((r) => { timer = setTimeout(r, Math.max(0, deadline - Date.now())); })]);
+        clearTimeout(timer);
+      }
       for (const s of [...sessions]) s.close();
       await closed;
     },

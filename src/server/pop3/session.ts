@@ -52,7 +52,12 @@ interface DropEntry {
 
 type State = 'authorization' | 'transaction' | 'closed';
 
+/** Said to a session when the server stops; its deletions are not applied (only QUIT applies them). */
+export const SHUTDOWN_REPLY = '-ERR [SYS/TEMP] server shutting down';
+
 const PLAIN_MAX_DECODED = 1024;
+/** How long a client may keep its side open after we ended the connection. */
+const LINGER_MS = 5000;
 /** Unprocessed input kept while a command runs (PIPELINING); beyond it the socket is paused. */
 const MAX_PIPELINED_BYTES = 64 * 1024;
 
@@ -77,6 +82,7 @@ export class Pop3Session {
   /** Set while waiting for the client's AUTH PLAIN response line. */
   private awaitingSasl = false;
   private idleTimer: NodeJS.Timeout | null = null;
+  private shuttingDown = false;
   private readonly log: Logger;
 
   constructor(o: Pop3SessionOptions) {
@@ -123,6 +129,26 @@ export class Pop3Session {
     this.finish();
   }
 
+  /** Ends the session after the last reply; a client that never closes its side is cut after LINGER_MS. */
+  private hangUp(): void {
+    const socket = this.socket;
+    socket.end();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    this.finish();
+  }
+
+  /** Server stopping: `-ERR [SYS/TEMP]` and close now, or right after the command being answered. */
+  shutDown(): void {
+    this.shuttingDown = true;
+    if (!this.busy) this.sayShutdown();
+  }
+
+  private sayShutdown(): void {
+    if (this.state === 'closed') return;
+    this.send(SHUTDOWN_REPLY);
+    this.hangUp();
+  }
+
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
     this.resetIdle();
@@ -159,7 +185,9 @@ export class Pop3Session {
         this.send('-ERR [SYS/TEMP] internal error');
       }).finally(() => {
         this.busy = false;
-        this.pump();
+        // Commands the client pipelined behind this one are not run once the server is stopping.
+        if (this.shuttingDown) this.sayShutdown();
+        else this.pump();
       });
     }
   }
@@ -167,8 +195,7 @@ export class Pop3Session {
   private countBad(): void {
     if (++this.badCommands >= this.o.limits.maxBadCommands) {
       this.send('-ERR too many bad commands, closing');
-      this.socket.end();
-      this.finish();
+      this.hangUp();
     }
   }
 
@@ -186,8 +213,7 @@ export class Pop3Session {
     if (this.state === 'authorization') {
       if (++this.commandsBeforeAuth > this.o.limits.maxCommandsBeforeAuth) {
         this.send('-ERR too many commands without authentication, closing');
-        this.socket.end();
-        this.finish();
+        this.hangUp();
         return;
       }
       switch (cmd) {
@@ -301,8 +327,7 @@ export class Pop3Session {
     this.send(message);
     if (this.authFailures >= this.o.limits.maxAuthFailures) {
       this.send('-ERR too many failed authentications, closing');
-      this.socket.end();
-      this.finish();
+      this.hangUp();
     }
   }
 
@@ -330,8 +355,7 @@ export class Pop3Session {
 
   private quitAuthorization(): void {
     this.send('+OK bye');
-    this.socket.end();
-    this.finish();
+    this.hangUp();
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -463,8 +487,7 @@ export class Pop3Session {
         const r = await store.expunge(this.mailboxId, deleted, this);
         if (r.uids.length !== deleted.length) {
           this.send(`-ERR [SYS/TEMP] ${deleted.length - r.uids.length} deleted messages were already gone`);
-          this.socket.end();
-          this.finish();
+          this.hangUp();
           return;
         }
       }
@@ -473,7 +496,6 @@ export class Pop3Session {
       this.log.error({ err: (err as Error).message }, 'pop3 update failed');
       this.send('-ERR [SYS/TEMP] some deleted messages not removed');
     }
-    this.socket.end();
-    this.finish();
+    this.hangUp();
   }
 }

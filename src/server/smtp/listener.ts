@@ -15,6 +15,7 @@ import { readGuardedData } from './data-guard.ts';
 import type { MemoryBudget } from './data-guard.ts';
 import type { AuthBackoff, ConnectionCounter } from './limits.ts';
 import { guardSessions } from './session-guard.ts';
+import { followReloads } from '../tls.ts';
 
 export type ListenerKind = 'mx' | 'submission' | 'submissions';
 
@@ -262,7 +263,10 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
   }
 
   const server = new SMTPServer(options);
-  guardSessions(server, { maxErrors: o.maxErrors ?? 20, maxCommandsBeforeMail: o.maxCommandsBeforeMail ?? 25 });
+  // Clients without SNI (MTAs connecting by IP address) get smtp-server's default context, built from the PEM
+  // pair above: rebuild it on every renewal, for implicit TLS and STARTTLS alike.
+  followReloads(o.tls, { setSecureContext: (pem) => server.updateSecureContext(pem) });
+  const sessions = guardSessions(server, { maxErrors: o.maxErrors ?? 20, maxCommandsBeforeMail: o.maxCommandsBeforeMail ?? 25 });
   server.on('error', (err: Error) => {
     // Client resets under load surface here; without a handler they would crash the process (PEERS.md).
     o.log.warn({ err: err.message, listener: o.kind }, 'SMTP connection error');
@@ -284,8 +288,12 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
       });
     },
     stop(deadline: number): Promise<void> {
-      (server.options as SMTPServerOptions).closeTimeout = Math.max(0, deadline - Date.now());
-      return new Promise((resolve) => server.close(() => resolve()));
+      // smtp-server reads a closeTimeout of 0 as "its default of 30 s". At the deadline it says 421 to whatever
+      // is left (a DATA transfer still running) and resolves.
+      (server.options as SMTPServerOptions).closeTimeout = Math.max(1, deadline - Date.now());
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      sessions.shutDown();
+      return closed;
     },
   };
 }

@@ -1,6 +1,8 @@
 // Per-connection limits smtp-server has no hook for: errors per session, commands before MAIL, and replies
 // carrying our own enhanced status code. smtp-server adds a fixed enhanced code per reply code (554 → 5.6.0),
 // so a reply text that starts with its own code (`5.7.1 Relaying denied`) is sent without the automatic one.
+// Also the graceful stop: smtp-server's close() lets idle sessions sit until its timeout, so shutDown() says
+// 421 to every session between commands and, for one inside DATA or awaiting a reply, right after that reply.
 // Only the connection instance is wrapped, never smtp-server's prototypes.
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 
@@ -11,38 +13,85 @@ export interface SessionLimits {
   maxCommandsBeforeMail: number;
 }
 
+export const SHUTDOWN_REPLY = '4.3.2 Service shutting down';
+
+/** smtp-server's own text for the 421 it sends while its server closes (commands after close(), deadline cut). */
+const LIBRARY_SHUTDOWN_TEXT = 'Server shutting down';
+
+export interface GuardedSessions {
+  /**
+   * The server is stopping: a session between commands gets `421 4.3.2` and is closed now; one inside DATA,
+   * awaiting a command's answer or in a TLS handshake gets it as soon as that is over.
+   */
+  shutDown(): void;
+}
+
+/** The parts of smtp-server's SMTPConnection used here (internal fields of 3.21, read only). */
 interface Connection {
   session: SMTPServerSession;
   send(code: number, data?: unknown, context?: unknown): void;
   _onCommand(command: Buffer | string, callback?: () => void): void;
+  /** The message stream from DATA until the DATA reply is sent. */
+  _dataStream: unknown;
+  /** A command handler (ours: onAuth, onRcptTo…) has not called back yet. */
+  _handlerPending: boolean;
+  _upgrading: boolean;
+  _closing: boolean;
+  _closed: boolean;
 }
 
 const OWN_ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 
-export function guardSessions(server: SMTPServer, limits: SessionLimits): void {
+export function guardSessions(server: SMTPServer, limits: SessionLimits): GuardedSessions {
   const connections = server.connections as unknown as Set<Connection>;
   const add = connections.add.bind(connections);
+  const shared = { shuttingDown: false };
   connections.add = (conn: Connection) => {
-    instrument(conn, limits);
+    instrument(conn, limits, shared);
     return add(conn);
+  };
+  return {
+    shutDown() {
+      shared.shuttingDown = true;
+      for (const conn of [...connections]) closeIfIdle(conn);
+    },
   };
 }
 
-function instrument(conn: Connection, limits: SessionLimits): void {
+function isBusy(conn: Connection): boolean {
+  return Boolean(conn._dataStream) || conn._handlerPending || conn._upgrading;
+}
+
+function closeIfIdle(conn: Connection): void {
+  if (conn._closing || conn._closed || isBusy(conn)) return;
+  // send() closes the connection after any 421.
+  conn.send(421, SHUTDOWN_REPLY, false);
+}
+
+function instrument(conn: Connection, limits: SessionLimits, shared: { shuttingDown: boolean }): void {
   const send = conn.send.bind(conn);
   const onCommand = conn._onCommand.bind(conn);
   let errors = 0;
   let commands = 0;
   let closing = false;
   conn.send = (code, data, context) => {
-    if (typeof data === 'string' && OWN_ENHANCED.test(data)) send(code, data, false);
+    if (code === 421 && data === LIBRARY_SHUTDOWN_TEXT) send(code, SHUTDOWN_REPLY, false);
+    else if (typeof data === 'string' && OWN_ENHANCED.test(data)) send(code, data, false);
     else send(code, data, context);
     if (code >= 400 && code !== 421 && !closing && ++errors >= limits.maxErrors) {
       closing = true;
       send(421, '4.7.0 Too many errors in this session, closing connection', false);
     }
+    // A reply sent while stopping may end what kept the session busy (the DATA reply, an AUTH answer); the
+    // library clears its busy flags right after send() returns, so look once they are settled.
+    if (shared.shuttingDown && code !== 421) setImmediate(() => closeIfIdle(conn));
   };
   conn._onCommand = (command, callback) => {
+    if (shared.shuttingDown && !conn._upgrading) {
+      // Lines read during a TLS handshake are dropped by the library itself; anything else gets the 421.
+      send(421, SHUTDOWN_REPLY, false);
+      return;
+    }
     if (!conn.session.envelope?.mailFrom) {
       if (++commands > limits.maxCommandsBeforeMail && !closing) {
         closing = true;
