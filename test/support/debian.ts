@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 /** Every Debian package any test uses, installed in one apt run by scripts/test.ts. */
 export const TEST_DEBIAN_PACKAGES = [
   'swaks', 'postfix', 'knot', 'knot-dnsutils', 'bind9-utils', 'pebble', 'openssh-server', 'openssh-client',
-  'isync', 'fetchmail', 'dovecot-imapd', 'dovecot-pop3d', 'opendkim-tools', 'unbound', 'chromium',
+  'isync', 'fetchmail', 'dovecot-imapd', 'dovecot-pop3d', 'opendkim-tools', 'unbound',
   'iproute2', 'openssl', 'python3', 'curl', 'libnet-ssleay-perl', 'cloud-init', 'systemd',
 ] as const;
 
