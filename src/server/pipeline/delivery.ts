@@ -35,6 +35,7 @@ export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry): Promi
   if (deps.reports?.wants(pending.map((r) => r.address))) await ingestReports(deps, deps.reports, message, base);
   // One copy per account even when several envelope recipients (an alias and its target) reach it.
   const storedFor = new Map<string, string>();
+  let removed = false;
   const remote: string[] = [];
   for (const r of pending) {
     if (!deps.localDomains.has(domainOf(r.address))) { remote.push(r.address); continue; }
@@ -75,13 +76,14 @@ export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry): Promi
       }
     }
     if (failure) await deps.spool.markLocal(entry.id, r.address, { ok: false, ...failure });
-    else await deps.spool.markLocal(entry.id, r.address, { ok: true, mailbox: [...new Set(boxes)].join(',') });
+    // The last one removes the entry without a final state write (deliver() above is idempotent per delivery id).
+    else removed = await deps.spool.markLocal(entry.id, r.address, { ok: true, mailbox: [...new Set(boxes)].join(',') }, { removeIfDone: true });
   }
   if (remote.length) {
     await deps.spool.enqueueRemote(entry.id, remote);
     for (const r of remote) deps.trace.record({ ...base, kind: 'queued', recipient: r, detail: 'handed to the outbound queue' });
   }
-  if (await deps.spool.removeIfDone(entry.id)) deps.trace.record({ ...base, kind: 'removed', detail: 'every recipient done; removed from the spool' });
+  if (removed || await deps.spool.removeIfDone(entry.id)) deps.trace.record({ ...base, kind: 'removed', detail: 'every recipient done; removed from the spool' });
 }
 
 /**

@@ -118,14 +118,27 @@ export interface EnqueueOptions {
   prependHeaders?: string;
 }
 
+export interface MarkLocalOptions {
+  /**
+   * When this result finishes the entry (every recipient done) and it is a success, remove the entry at once
+   * instead of writing its final state and removing it afterwards. Only for callers whose local delivery is
+   * idempotent (the store's deliver() per deliveryId): a crash before the removal is durable re-runs it.
+   */
+  removeIfDone?: boolean;
+}
+
 export interface Spool {
   /**
-   * Writes the message durably: temp file, fsync, rename into place, fsync the folder. Resolves only then, so the
-   * listener may answer `250`. Throws SpoolError (never a plain error) when it cannot: disk full and internal
-   * errors are temporary (4xx), a size overrun is permanent. A failed accept leaves nothing visible.
+   * Writes the message and its envelope durably: temp files, fsync, rename into place, fsync the folder (shared
+   * with concurrent accepts). Resolves only then, so the listener may answer `250`. Throws SpoolError (never a
+   * plain error) when it cannot: disk full and internal errors are temporary (4xx), a size overrun is permanent.
+   * A failed accept leaves nothing visible.
    */
   accept(envelope: SpoolEnvelope, data: Readable | AsyncIterable<Uint8Array>, options?: AcceptOptions): Promise<SpoolEntry>;
-  /** Entries with at least one recipient still `pending`: what the pipeline must (re)process after a restart. */
+  /**
+   * Entries with a recipient still `pending`, or finished but not yet removed (a crash between the last result and
+   * the removal): what the pipeline must (re)process after a restart; for a finished one that is its removal.
+   */
   recoverable(): Promise<SpoolEntry[]>;
   /** The current state of an entry, or null if it is gone. */
   get(id: string): Promise<SpoolEntry | null>;
@@ -135,9 +148,10 @@ export interface Spool {
   open(id: string): Readable;
   /**
    * Records the local delivery result for one recipient (durably). A permanent failure generates a DSN to the
-   * sender; a temporary one leaves the recipient `pending` for the pipeline to retry.
+   * sender; a temporary one leaves the recipient `pending` for the pipeline to retry. Resolves to whether the
+   * entry was removed (only with `options.removeIfDone`).
    */
-  markLocal(id: string, recipient: string, result: LocalResult): Promise<void>;
+  markLocal(id: string, recipient: string, result: LocalResult, options?: MarkLocalOptions): Promise<boolean>;
   /**
    * Hands `pending` recipients to the outbound queue (status `queued`, durably); the scheduler picks them up.
    * Recipients already queued, sent or failed are left as they are, so a re-run after a crash is harmless.

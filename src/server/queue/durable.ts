@@ -19,8 +19,40 @@ export function tempPathFor(path: string): string {
   return join(dirname(path), `.tmp-${basename(path)}-${randomBytes(6).toString('hex')}`);
 }
 
-/** Replaces `path` with `data` atomically and durably. */
-export async function writeFileDurable(path: string, data: string | Uint8Array): Promise<void> {
+/**
+ * Group commit for one folder: callers that ask while an fsync is running share the next one, which starts after
+ * it (so it covers every rename they made before asking). Under concurrent accepts this turns N folder fsyncs
+ * into about two, instead of N queued on the thread pool.
+ */
+export class FolderSync {
+  readonly dir: string;
+  private running: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  sync(): Promise<void> {
+    if (!this.running) return this.start();
+    this.next ??= this.running.catch(() => {}).then(() => {
+      this.next = null;
+      return this.start();
+    });
+    return this.next;
+  }
+
+  private start(): Promise<void> {
+    const run: Promise<void> = fsyncDir(this.dir).finally(() => {
+      if (this.running === run) this.running = null;
+    });
+    this.running = run;
+    return run;
+  }
+}
+
+/** Writes `data` to a new temp file next to `path` and fsyncs it; returns the temp path (not yet renamed). */
+export async function writeTempDurable(path: string, data: string | Uint8Array): Promise<string> {
   const tmp = tempPathFor(path);
   const fh = await open(tmp, 'wx', 0o600);
   try {
@@ -32,13 +64,19 @@ export async function writeFileDurable(path: string, data: string | Uint8Array):
     throw err;
   }
   await fh.close();
+  return tmp;
+}
+
+/** Replaces `path` with `data` atomically and durably; `syncFolder` defaults to a plain fsync of its folder. */
+export async function writeFileDurable(path: string, data: string | Uint8Array, syncFolder?: () => Promise<void>): Promise<void> {
+  const tmp = await writeTempDurable(path, data);
   try {
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => {});
     throw err;
   }
-  await fsyncDir(dirname(path));
+  await (syncFolder ? syncFolder() : fsyncDir(dirname(path)));
 }
 
 /** Removes a file if present, then fsyncs its folder. */

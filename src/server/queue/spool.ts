@@ -1,6 +1,8 @@
 // The durable spool: one message file (`<id>.eml`, the bytes as received) plus one state file (`<id>.json`:
 // envelope and per-recipient status) per entry, in one folder. The state file is the commit marker: it is renamed
 // into place after the message file, and removed before it, so an entry is visible only when both are complete.
+// Fsyncs are what limits intake, so accept() fsyncs both temp files at once and shares the folder fsync with
+// concurrent accepts (FolderSync); a local delivery that finishes an entry removes it without a last state write.
 import { EventEmitter } from 'node:events';
 import { createReadStream, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
 import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
@@ -8,10 +10,10 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { envelopeAddressProblem, sameAddress } from './address.ts';
 import type {
-  AcceptOptions, EnqueueOptions, LocalResult, RecipientState, Spool, SpoolEntry, SpoolEnvelope,
+  AcceptOptions, EnqueueOptions, LocalResult, MarkLocalOptions, RecipientState, Spool, SpoolEntry, SpoolEnvelope,
 } from './api.ts';
 import { SpoolError } from './api.ts';
-import { fsyncDir, tempPathFor, writeFileDurable } from './durable.ts';
+import { FolderSync, fsyncDir, tempPathFor, writeFileDurable, writeTempDurable } from './durable.ts';
 import { assertSpoolId, isSpoolId, newSpoolId } from './spool-id.ts';
 
 const MAX_RECIPIENTS = 1000;
@@ -80,10 +82,12 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   private readonly warn: ((message: string) => void) | undefined;
   /** Per-entry chains so that state updates of one entry never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly folder: FolderSync;
 
   private constructor(options: FileSpoolOptions) {
     super();
     this.dir = options.dir;
+    this.folder = new FolderSync(options.dir);
     this.maxMessageBytes = options.maxMessageBytes;
     this.now = options.now ?? Date.now;
     this.warn = options.warn;
@@ -171,6 +175,8 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     const id = newSpoolId(this.now());
     const msgPath = this.messagePath(id);
     const tmpMsg = tempPathFor(msgPath);
+    const statePath = this.statePath(id);
+    let tmpState: string | undefined;
     let size = 0;
     const head: Buffer[] = [];
     let headBytes = 0;
@@ -202,9 +208,6 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
         }
       }
       if (failure) throw failure;
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
       const messageId = findMessageId(Buffer.concat(head));
       const entry: StoredEntry = {
         id,
@@ -219,12 +222,24 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
         recipients: recipients.map((address) => ({ address, status: 'pending', attempts: 0 })),
         ...(messageId ? { messageId } : {}),
       };
+      // Both temp files are fsynced at once (one wait instead of two); neither is visible until renamed.
+      const [synced, state] = await Promise.allSettled([fh.sync(), writeTempDurable(statePath, JSON.stringify(entry))]);
+      if (state.status === 'fulfilled') tmpState = state.value;
+      if (synced.status === 'rejected') throw synced.reason;
+      if (state.status === 'rejected') throw state.reason;
+      await fh.close();
+      fh = undefined;
       await rename(tmpMsg, msgPath);
-      // The state file commits the entry; writeFileDurable fsyncs the folder, covering both renames.
-      await writeFileDurable(this.statePath(id), JSON.stringify(entry));
+      // The state file commits the entry: it lands after the message file, and one folder fsync covers both.
+      await rename(tmpState!, statePath);
+      tmpState = undefined;
+      await this.folder.sync();
       return entry;
     } catch (err) {
       await fh?.close().catch(() => {});
+      // State first, so that no half of a refused message ever looks like an entry (its sender got 4xx/5xx).
+      await unlink(statePath).catch(() => {});
+      if (tmpState) await unlink(tmpState).catch(() => {});
       await unlink(tmpMsg).catch(() => {});
       await unlink(msgPath).catch(() => {});
       throw toSpoolError(err, 'cannot spool message');
@@ -266,7 +281,9 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   }
 
   async recoverable(): Promise<SpoolEntry[]> {
-    return (await this.list()).filter((e) => e.recipients.some((r) => r.status === 'pending'));
+    // Finished entries too: a crash between the last recipient's result and the removal leaves them behind, and
+    // the pipeline's pass over them (nothing pending) removes them.
+    return (await this.list()).filter((e) => isDone(e) || e.recipients.some((r) => r.status === 'pending'));
   }
 
   read(id: string): Promise<Buffer> {
@@ -311,7 +328,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       // The caller removes a finished entry right away; writing its final state first would cost two fsyncs
       // and change nothing after a crash (the entry would be found with its last durable state either way).
       if (options.skipWriteWhenDone && isDone(entry)) return entry;
-      await writeFileDurable(this.statePath(id), JSON.stringify(entry));
+      await writeFileDurable(this.statePath(id), JSON.stringify(entry), () => this.folder.sync());
       return entry;
     });
   }
@@ -322,9 +339,12 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     return r;
   }
 
-  async markLocal(id: string, recipient: string, result: LocalResult): Promise<void> {
+  async markLocal(id: string, recipient: string, result: LocalResult, options: MarkLocalOptions = {}): Promise<boolean> {
     let failedEntry: StoredEntry | null = null;
-    const entry = await this.update(id, (e) => {
+    let removed = false;
+    const entry = await this.locked(id, async () => {
+      const e = await this.load(id);
+      if (!e) return null;
       const r = this.findRecipient(e, recipient);
       if (result.ok) {
         r.status = 'delivered';
@@ -338,9 +358,22 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
         r.attempts += 1;
         r.lastResult = result.message.slice(0, 1000);
       }
+      // The last local delivery of an entry: remove it without writing its final state first (two fsyncs saved).
+      // A crash before the removal is durable finds the recipient still pending, and the store's deliver() is
+      // idempotent per delivery id, so the re-run stores nothing twice. Failures keep the write: their DSN must
+      // go out once, before the entry leaves.
+      if (options.removeIfDone && result.ok && isDone(e)) {
+        await this.unlinkEntry(id);
+        removed = true;
+        return e;
+      }
+      await writeFileDurable(this.statePath(id), JSON.stringify(e), () => this.folder.sync());
+      return e;
     });
     if (!entry) throw new Error(`queue entry ${id} does not exist`);
+    if (removed) this.emit('removed', id);
     if (failedEntry) this.emit('failed', failedEntry, [recipient], await this.readHead(id));
+    return removed;
   }
 
   async enqueueRemote(id: string, recipients: string[], options: EnqueueOptions = {}): Promise<void> {
