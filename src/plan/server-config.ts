@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { didYouMean } from './did-you-mean.ts';
 
 const port = z.number().int().min(0).max(65535); // 0 = listener off
+/** A host name a public CA issues for: lower-case A-labels, at least two labels. */
+const ACME_NAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
 
 export const serverConfigSchema = z.strictObject({
   /** The mail domain (A-label). */
@@ -80,6 +82,19 @@ export const serverConfigSchema = z.strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
     pretty: z.boolean().default(false),
   }).prefault({}),
+  /**
+   * Certificate renewal on the host (HTTP-01 through the port-80 listener): checked at start and twice a day, a
+   * new certificate for `names` is ordered when fewer than `renewBeforeDays` days are left.
+   */
+  acme: z.strictObject({
+    enabled: z.boolean().default(true),
+    directoryUrl: z.string().regex(/^https:\/\/[^\s]{1,2000}$/, 'expected an https:// ACME directory URL'),
+    email: z.string().min(3).max(254),
+    names: z.array(z.string().regex(ACME_NAME, 'expected a lower-case A-label host name')).min(1).max(100),
+    renewBeforeDays: z.number().int().min(1).max(365).default(30),
+    /** Extra CA (PEM file) trusted for the directory's HTTPS, added to the public roots (private or test CAs). */
+    directoryCaFile: z.string().min(1).optional(),
+  }).optional(),
   /** Development mode: self-signed certificate, no real DNS assumptions. */
   dev: z.boolean().default(false),
 });

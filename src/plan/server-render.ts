@@ -3,6 +3,7 @@
 import type { ServerConfigInput } from './server-config.ts';
 import type { StackConfig } from './stack-config.ts';
 import type { DkimAlgorithm } from './dkim.ts';
+import { certificateNames } from './dns-plan.ts';
 import { PUBLIC_CLIENT_PORTS, renderAutoconfigXml, renderAutodiscoverXml, renderMobileconfig, renderMtaStsPolicy, type ClientPorts } from './client-config.ts';
 
 type Ports = NonNullable<ServerConfigInput['ports']>;
@@ -71,6 +72,8 @@ export function renderServerConfig(stack: StackConfig, facts: ServerFacts): Serv
     },
     limits: { maxMessageBytes: stack.maxMessageBytes },
     log: { level: stack.logLevel },
+    // The host renews the certificate infra/ issued, for the same names, from the same CA.
+    acme: { enabled: facts.dev !== true, directoryUrl: stack.acme.directoryUrl, email: stack.acme.email, names: certificateNames(stack) },
     ...(facts.dev !== undefined ? { dev: facts.dev } : {}),
   };
 }

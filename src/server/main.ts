@@ -23,6 +23,7 @@ import { loadDkimKeys } from './pipeline/dkim-signer.ts';
 import type { DkimKey } from './pipeline/dkim-signer.ts';
 import { imapService, pop3Service, smtpService } from './protocol-services.ts';
 import { monitorService } from './diagnostics/monitor-service.ts';
+import { acmeRenewalService } from './acme/service.ts';
 
 export type { ServerContext, ServiceFactory } from './context.ts';
 
@@ -45,6 +46,7 @@ export const factories: ServiceFactory[] = [
   imapService,
   pop3Service,
   monitorService,
+  acmeRenewalService,
 ];
 
 /** How long open connections may finish after SIGTERM/SIGINT before they are cut. */
@@ -88,6 +90,7 @@ export function loadServerConfigFile(file: string): ParseResult<ServerConfig> {
       tls: { certFile: abs(c.tls.certFile), keyFile: abs(c.tls.keyFile) },
       dkim: c.dkim.map((d) => ({ ...d, privateKeyFile: abs(d.privateKeyFile) })),
       relay: c.relay && { ...c.relay, ...(c.relay.passwordFile ? { passwordFile: abs(c.relay.passwordFile) } : {}) },
+      acme: c.acme && { ...c.acme, ...(c.acme.directoryCaFile ? { directoryCaFile: abs(c.acme.directoryCaFile) } : {}) },
     },
   };
 }
