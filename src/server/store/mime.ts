@@ -210,11 +210,14 @@ interface ParseState {
   parts: number;
 }
 
+/**
+ * Body lines as IMAP servers report them (Dovecot, Cyrus): the line ends in the body. A last line without a CRLF
+ * of its own (the CRLF before a boundary belongs to the boundary, RFC 2046) is not counted.
+ */
 function countLines(buf: Buffer, start: number, end: number): number {
-  if (end <= start) return 0;
   let n = 0;
   for (let i = buf.indexOf(10, start); i !== -1 && i < end; i = buf.indexOf(10, i + 1)) n++;
-  return buf[end - 1] === 10 ? n : n + 1;
+  return n;
 }
 
 function disposition(fields: HeaderField[]): BodyDisposition | null {

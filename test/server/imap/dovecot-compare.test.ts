@@ -45,7 +45,6 @@ after(async () => {
 /*
  * Where the store's MIME parser and Dovecot's knowingly differ (reported in src/server/imap/STORE-NEEDS.md), both
  * sides are compared without that detail, and nothing else:
- * - line counts: Dovecot does not count a last body line that has no CRLF of its own before the boundary;
  * - a message/rfc822 part that ends right before the outer boundary: Dovecot gives it the CRLF that RFC 2046
  *   attaches to the boundary (2 bytes more in size and BODY[n]);
  * - a multipart with no boundary parameter: Dovecot shows an empty text part, the store shows the body as
@@ -53,10 +52,20 @@ after(async () => {
  */
 const NO_BOUNDARY = 'multipart without a boundary';
 
-function normalise(s: MessageStructureObject | undefined): unknown {
-  if (!s) return s;
-  const { lineCount: _lines, childNodes, size, ...rest } = s;
-  return { ...rest, size: s.type === 'message/rfc822' ? 'rfc822' : size, childNodes: childNodes?.map(normalise) };
+/**
+ * Dovecot's structure with exactly the message/rfc822 difference above taken out: where its enclosed message is
+ * 2 bytes (the CRLF) and 1 line longer than ours, it gets our size and line count. Everything else, line counts
+ * included, is compared as it is.
+ */
+function withoutBoundaryCrlf(d: MessageStructureObject | undefined, p: MessageStructureObject | undefined): MessageStructureObject | undefined {
+  if (!d) return d;
+  const out: MessageStructureObject = { ...d, childNodes: d.childNodes?.map((c, i) => withoutBoundaryCrlf(c, p?.childNodes?.[i])!) };
+  if (!d.childNodes) delete out.childNodes;
+  if (d.type === 'message/rfc822' && p?.type === 'message/rfc822' && d.size === (p.size ?? 0) + 2 && d.lineCount === (p.lineCount ?? 0) + 1) {
+    out.size = p.size;
+    out.lineCount = p.lineCount;
+  }
+  return out;
 }
 
 function findPart(s: MessageStructureObject | undefined, part: string): MessageStructureObject | undefined {
@@ -113,7 +122,7 @@ test('ENVELOPE, BODYSTRUCTURE, RFC822.SIZE and every body part read the same as 
     same(`${subject}: BODY[TEXT]`, p.bodyParts?.get('text')?.toString('latin1'), d.bodyParts?.get('text')?.toString('latin1'));
     same(`${subject}: BODY[HEADER]`, p.bodyParts?.get('header')?.toString('latin1'), d.bodyParts?.get('header')?.toString('latin1'));
     if (subject.includes(NO_BOUNDARY)) continue;
-    same(`${subject}: BODYSTRUCTURE`, normalise(p.bodyStructure), normalise(d.bodyStructure));
+    same(`${subject}: BODYSTRUCTURE`, p.bodyStructure, withoutBoundaryCrlf(d.bodyStructure, p.bodyStructure));
     same(`${subject}: parts`, [...(p.bodyParts?.keys() ?? [])].sort(), [...(d.bodyParts?.keys() ?? [])].sort());
     for (const [part, bytes] of d.bodyParts ?? []) {
       const rfc822 = findPart(d.bodyStructure, part)?.type === 'message/rfc822';
