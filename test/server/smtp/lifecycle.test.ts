@@ -87,3 +87,25 @@ test('stop(): idle sessions get 421 4.3.2 at once, a DATA transfer in flight get
   const spooled = (await p.spool.recoverable()).map((e) => e.id);
   assert.ok(delivered.some((m) => m.includes('second half')) || spooled.includes(queuedAs!), `delivered ${delivered.length}, spooled ${spooled.join(',')}`);
 });
+
+test('stop(): a DATA transfer still unfinished at the deadline is cut with 421 4.3.2 and nothing is spooled', { timeout: 20_000 }, async () => {
+  const q = await startPostern();
+  try {
+    const sending = await openSession(q.ports.mx);
+    assert.equal((await sending.command('MAIL FROM:<carol@sender.example.net>')).code, 250);
+    assert.equal((await sending.command('RCPT TO:<bob@example.com>')).code, 250);
+    assert.equal((await sending.command('DATA')).code, 354);
+    sending.write('Subject: never finished\r\n\r\nthe client stalls here\r\n');
+    const stopping = q.module.service.stop(Date.now() + 300);
+    const cut = await sending.read();
+    assert.equal(cut?.code, 421);
+    assert.equal(cut?.text, '4.3.2 Service shutting down');
+    assert.equal(await sending.read(), null);
+    await stopping;
+    assert.deepEqual(await q.spool.recoverable(), []);
+    assert.equal(q.store.messages('bob@example.com').length, 0);
+  } finally {
+    q.trace.close();
+    await rm(q.dir, { recursive: true, force: true });
+  }
+});
