@@ -163,6 +163,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<{ results: CheckRe
           .filter(([, port]) => port !== 0).map(([name, port]) => ({ port, label: PORT_LABELS[name] })),
         listenHost: config.listenAddress === '0.0.0.0' || config.listenAddress === '::' ? '127.0.0.1' : config.listenAddress,
         stateDir: config.stateDir, certFile: config.tls.certFile, queueStats: spoolQueueStats(config.stateDir),
+        acmeRenewal: { enabled: config.acme?.enabled ?? false },
       },
     } : {}),
   });

@@ -57,7 +57,11 @@ async function waitFor(what: string, probe: () => Promise<boolean>, logs: () => 
   throw new Error(`${what} did not start:\n${logs()}`);
 }
 
-export async function startPebble(opts: { certificateValiditySeconds: number }): Promise<Pebble> {
+/**
+ * `httpPort`: the port Pebble's VA dials for HTTP-01 (the server under test's plain-HTTP listener); challtestsrv
+ * answers every name with 127.0.0.1, so the VA reaches that listener on loopback.
+ */
+export async function startPebble(opts: { certificateValiditySeconds: number; httpPort?: number }): Promise<Pebble> {
   ensureDebianPackages(['pebble', 'openssl']);
   const dir = await mkdtemp(join(tmpdir(), 'postern-pebble-'));
   const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
@@ -71,8 +75,8 @@ export async function startPebble(opts: { certificateValiditySeconds: number }):
     pebble: {
       listenAddress: `127.0.0.1:${acmePort}`, managementListenAddress: `127.0.0.1:${mgmtPort}`,
       certificate: join(dir, 'cert.pem'), privateKey: join(dir, 'key.pem'),
-      // Ports Pebble's VA would use for HTTP-01/TLS-ALPN-01; unused with DNS-01.
-      httpPort: await freePort(), tlsPort: await freePort(),
+      // Ports Pebble's VA uses for HTTP-01/TLS-ALPN-01 (unused with DNS-01).
+      httpPort: opts.httpPort ?? await freePort(), tlsPort: await freePort(),
       ocspResponderURL: '', externalAccountBindingRequired: false,
       certificateValidityPeriod: opts.certificateValiditySeconds,
     },
@@ -85,6 +89,8 @@ export async function startPebble(opts: { certificateValiditySeconds: number }):
   };
   const chal = spawn('pebble-challtestsrv', [
     '-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${chalMgmtPort}`,
+    // No AAAA answers: the VA then dials only 127.0.0.1, where test servers listen.
+    '-defaultIPv6', '',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   keep('challtestsrv', chal);
   const pebble = spawn('pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {

@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { fail, ok, warn, type CheckResult } from './check.ts';
 import { tcpProbe, type PortTarget } from './ports.ts';
 import { MIN_DAYS_LEFT } from './tls.ts';
+import { checkAcmeRenewal } from './acme-renewal.ts';
 
 export interface QueueStats {
   /** Messages in the spool with recipients still to deliver. */
@@ -35,6 +36,8 @@ export interface HostCheckInput {
   certFile?: string;
   hostname: string;
   memInfo?: () => Promise<MemoryInfo>;
+  /** Checks the renewal job's record in stateDir; `enabled` is acme.enabled from the server config. */
+  acmeRenewal?: { enabled: boolean };
   now: Date;
 }
 
@@ -84,6 +87,7 @@ export async function checkHost(input: HostCheckInput): Promise<CheckResult[]> {
   }
 
   if (input.certFile) results.push(await checkCertificateFile(input.certFile, input.hostname, input.now));
+  if (input.acmeRenewal) results.push(await checkAcmeRenewal({ enabled: input.acmeRenewal.enabled, stateDir: input.stateDir, now: input.now }));
   return results;
 }
 
