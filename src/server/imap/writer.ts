@@ -2,12 +2,9 @@
 // must be (CR, LF, NUL-free 8-bit for clients that did not enable UTF-8, or long), lists, and the ENVELOPE and
 // BODYSTRUCTURE forms of RFC 3501 7.4.2 / RFC 9051 7.5.2.
 import type { BodyParams, BodyStructure, Envelope, EnvelopeAddress } from '../store/types.ts';
+import { envelopeText, quotedOrNull } from '../store/imap-envelope.ts';
 
 const MAX_QUOTED = 1024;
-const ASCII_QUOTABLE = /^[\x01-\x09\x0b\x0c\x0e-\x7f]*$/;
-const UTF8_QUOTABLE = /^[^\x00\r\n]*$/;
-const NEEDS_ESCAPE = /["\\]/;
-const ESCAPES = /["\\]/g;
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 export class ResponseBuilder {
@@ -166,43 +163,6 @@ function quote(buf: Buffer): string {
 /** A one-off quoted-or-literal string as text, for response codes and simple lines. Only for safe strings. */
 export function quoted(s: string): string {
   return quote(Buffer.from(s, 'utf8'));
-}
-
-/** A quoted string, or null when the value needs a literal. */
-function quotedOrNull(v: string, utf8: boolean): string | null {
-  if (v.length > MAX_QUOTED) return null;
-  if (!ASCII_QUOTABLE.test(v) && !(utf8 && UTF8_QUOTABLE.test(v) && v.isWellFormed() && Buffer.byteLength(v) <= MAX_QUOTED)) return null;
-  return NEEDS_ESCAPE.test(v) ? `"${v.replace(ESCAPES, '\\$&')}"` : `"${v}"`;
-}
-
-/** NIL or a quoted string; null when the value needs a literal (no exceptions: this runs per message). */
-function nq(v: string | null, utf8: boolean): string | null {
-  return v === null ? 'NIL' : quotedOrNull(v, utf8);
-}
-
-function addressText(list: EnvelopeAddress[] | null, utf8: boolean): string | null {
-  if (!list || list.length === 0) return 'NIL';
-  let out = '(';
-  for (const a of list) {
-    const name = nq(a.name, utf8);
-    const adl = nq(a.adl, utf8);
-    const mailbox = nq(a.mailbox, utf8);
-    const host = nq(a.host, utf8);
-    if (name === null || adl === null || mailbox === null || host === null) return null;
-    out += `(${name} ${adl} ${mailbox} ${host})`;
-  }
-  return `${out})`;
-}
-
-/** ENVELOPE as one string when every field fits in a quoted string (nearly always); null otherwise. */
-export function envelopeText(e: Envelope, utf8: boolean): string | null {
-  const fields = [
-    nq(e.date, utf8), nq(e.subject, utf8), addressText(e.from, utf8), addressText(e.sender ?? e.from, utf8),
-    addressText(e.replyTo ?? e.from, utf8), addressText(e.to, utf8), addressText(e.cc, utf8), addressText(e.bcc, utf8),
-    nq(e.inReplyTo, utf8), nq(e.messageId, utf8),
-  ];
-  for (const f of fields) if (f === null) return null;
-  return `(${fields.join(' ')})`;
 }
 
 function addresses(w: ResponseBuilder, list: EnvelopeAddress[] | null): void {

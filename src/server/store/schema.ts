@@ -2,7 +2,7 @@
 // committed row (an APPEND that got OK, a delivery that got 250) survives power loss, not just a crash.
 import type { DatabaseSync } from 'node:sqlite';
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS contents(
   sent_day TEXT,
   header BLOB NOT NULL,
   envelope TEXT NOT NULL,
-  body_structure TEXT NOT NULL
+  body_structure TEXT NOT NULL,
+  -- ENVELOPE as IMAP text (see imap-envelope.ts); NULL when it needs literals or was indexed before version 4.
+  envelope_imap TEXT
 );
 -- Lower-cased text; trigram index with detail=none (8x smaller than detail=full): GLOB '*needle*' uses it.
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(headers, body, tokenize = 'trigram', detail = none);
@@ -107,8 +109,13 @@ CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created);
  * Steps from an older schema version to the next, each run in one transaction with the version bump. A state
  * dir written by an older Postern opens after its missing steps ran; a newer one is refused.
  */
-const MIGRATIONS: Record<number, string> = {
-  2: DELIVERIES_DDL, // 2 → 3: the deliveries table; existing mail needs no change
+const MIGRATIONS: Record<number, (db: DatabaseSync) => void> = {
+  2: (db) => db.exec(DELIVERIES_DDL), // 2 → 3: the deliveries table; existing mail needs no change
+  // 3 → 4: ENVELOPE cached as IMAP text. Older rows keep NULL and FETCH builds theirs from the JSON envelope.
+  3: (db) => {
+    const cols = db.prepare("SELECT name FROM pragma_table_info('contents')").all() as Array<{ name: string }>;
+    if (!cols.some((c) => c.name === 'envelope_imap')) db.exec('ALTER TABLE contents ADD COLUMN envelope_imap TEXT');
+  },
 };
 
 export function openSchema(db: DatabaseSync): void {
@@ -128,7 +135,7 @@ export function openSchema(db: DatabaseSync): void {
     const step = MIGRATIONS[version]!;
     db.exec('BEGIN IMMEDIATE');
     try {
-      db.exec(step);
+      step(db);
       db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(version + 1));
       db.exec('COMMIT');
     } catch (err) {

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags } from './flags.ts';
 import { accountDir, deliveryKeyFromFileName, fsyncDir, linkMessageFile, writeMessageFile, ensureMaildir } from './maildir.ts';
 import { parseMessage, toCrlf, type ParsedMessage } from './mime.ts';
+import { envelopeText } from './imap-envelope.ts';
 import { folderName, normalizeAddress, normalizeMailboxName } from './names.ts';
 import { DUMMY_HASH, verifyPasswordHash } from './password.ts';
 import { openSchema } from './schema.ts';
@@ -557,14 +558,17 @@ export class SqliteStore implements MailStore {
     const params: SQLInputValue[] = [mailboxId];
     const where = this.uidWhere(mailboxId, uids, params);
     const cols = ['m.uid', 'm.flags', 'm.keywords', 'm.modseq', 'm.size', 'm.internal_date', 'm.internal_zone'];
-    if (wanted.envelope) cols.push('c.envelope');
+    // With envelopeImap the JSON envelope is read only for rows without the cached text.
+    if (wanted.envelopeImap) cols.push('c.envelope_imap', 'CASE WHEN c.envelope_imap IS NULL THEN c.envelope END AS envelope');
+    else if (wanted.envelope) cols.push('c.envelope');
     if (wanted.bodyStructure) cols.push('c.body_structure');
     if (wanted.header) cols.push('c.header');
     const stmt = this.db.prepare(`SELECT ${cols.join(', ')} FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ? AND ${where} ORDER BY m.uid`);
     const out: FetchedMessage[] = [];
-    for (const r of stmt.all(...params) as unknown as Array<MessageRow & { envelope?: string; body_structure?: string; header?: Uint8Array }>) {
+    for (const r of stmt.iterate(...params) as unknown as Iterable<MessageRow & { envelope?: string | null; envelope_imap?: string | null; body_structure?: string; header?: Uint8Array }>) {
       const m: FetchedMessage = metaOf(r);
-      if (wanted.envelope) m.envelope = JSON.parse(r.envelope!);
+      if (wanted.envelopeImap && r.envelope_imap !== null) m.envelopeImap = r.envelope_imap;
+      else if (wanted.envelope || wanted.envelopeImap) m.envelope = JSON.parse(r.envelope!);
       if (wanted.bodyStructure) m.bodyStructure = JSON.parse(r.body_structure!);
       if (wanted.header) m.header = Buffer.from(r.header!.buffer, r.header!.byteOffset, r.header!.byteLength);
       out.push(m);
@@ -604,8 +608,9 @@ export class SqliteStore implements MailStore {
    * each; batched at the end of the transaction they cost one.
    */
   private insertContent(bytes: Buffer, parsed: ParsedMessage, fts: FtsRow[]): number {
-    const c = this.q('INSERT INTO contents(size, sent_day, header, envelope, body_structure) VALUES (?, ?, ?, ?, ?) RETURNING id')
-      .get(bytes.length, parsed.sentDay, bytes.subarray(0, parsed.headerEnd), JSON.stringify(parsed.envelope), JSON.stringify(parsed.bodyStructure)) as { id: number };
+    const c = this.q('INSERT INTO contents(size, sent_day, header, envelope, body_structure, envelope_imap) VALUES (?, ?, ?, ?, ?, ?) RETURNING id')
+      .get(bytes.length, parsed.sentDay, bytes.subarray(0, parsed.headerEnd), JSON.stringify(parsed.envelope), JSON.stringify(parsed.bodyStructure),
+        envelopeText(parsed.envelope, false)) as { id: number };
     fts.push([c.id, parsed.headerText.toLowerCase(), parsed.bodyText.toLowerCase()]);
     return c.id;
   }

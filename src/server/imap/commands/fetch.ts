@@ -17,7 +17,7 @@ function wants(items: readonly FetchItem[]): { wanted: FetchWanted; needsBody: b
   let needsBody = false;
   let setsSeen = false;
   for (const i of items) {
-    if (i.kind === 'envelope') wanted.envelope = true;
+    if (i.kind === 'envelope') wanted.envelopeImap = true;
     if (i.kind === 'bodystructure' || i.kind === 'body-structure-basic') wanted.bodyStructure = true;
     if (i.kind === 'section' || i.kind === 'binary.size') {
       const s = i.section;
@@ -50,7 +50,8 @@ function writeItem(s: Session, w: ResponseBuilder, item: FetchItem, m: FetchedMe
     case 'modseq': w.raw(`MODSEQ (${m.modseq})`); break;
     case 'envelope':
       w.raw('ENVELOPE');
-      if (m.envelope) writeEnvelope(w, m.envelope);
+      if (m.envelopeImap !== undefined) w.raw(m.envelopeImap);
+      else if (m.envelope) writeEnvelope(w, m.envelope);
       else w.nil();
       break;
     case 'bodystructure':
