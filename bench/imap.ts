@@ -4,6 +4,7 @@
 // index and cache on first access, Postern at import) and then measured interleaved; medians are reported.
 // Ratios are Dovecot time / Postern time (>1: Postern faster) and Postern rate / Dovecot rate.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -96,10 +97,23 @@ async function bundleServer(outDir: string): Promise<string> {
 
 let serverBundle = '';
 
+/**
+ * The node flags the release's systemd unit starts the server with (templates/postern.service ExecStart), so
+ * the bench measures what a host runs; BENCH_POSTERN_NODE_FLAGS overrides them ("" for none).
+ */
+function posternNodeFlags(): string[] {
+  const env = process.env.BENCH_POSTERN_NODE_FLAGS;
+  if (env !== undefined) return env.split(' ').filter(Boolean);
+  const unit = readFileSync(path.join(import.meta.dirname, '../templates/postern.service'), 'utf8');
+  const exec = /^ExecStart=(.*)$/m.exec(unit);
+  if (!exec) throw new Error('templates/postern.service has no ExecStart line');
+  const args = exec[1]!.trim().split(/\s+/);
+  return args.slice(1, args.findIndex((a) => a.endsWith('server.js'))).filter((a) => a.startsWith('--'));
+}
+
 async function startPostern(dir: string, certFile: string, keyFile: string): Promise<Server & { importMs: number }> {
   const hash = hashPassword(PASSWORD, { memory: 1024, passes: 1 });
-  // BENCH_POSTERN_NODE_FLAGS: V8 flags for the Postern process, e.g. --max-semi-space-size=2 (smaller young generation).
-  const flags = (process.env.BENCH_POSTERN_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const flags = posternNodeFlags();
   const child = spawn(process.execPath, [...flags, serverBundle, path.join(dir, 'postern'), certFile, keyFile, USER, hash],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   const rl = createInterface({ input: child.stdout! });
@@ -249,7 +263,7 @@ try {
 }
 
 const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
-const nodeFlags = process.env.BENCH_POSTERN_NODE_FLAGS ? ` (Postern run with node ${process.env.BENCH_POSTERN_NODE_FLAGS})` : '';
+const nodeFlags = ` (Postern run with node ${posternNodeFlags().join(' ') || 'without flags'})`;
 console.log(`\nIMAP: Postern vs Dovecot (same machine, same mailbox, medians of interleaved runs)${nodeFlags}\n`);
 console.log(`${'operation'.padEnd(38)} ${'messages'.padStart(8)} ${'Postern'.padStart(10)} ${'Dovecot'.padStart(10)}  unit   ratio (>1 = Postern better)`);
 for (const r of rows) {
