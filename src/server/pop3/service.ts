@@ -32,9 +32,15 @@ export function createPop3Service(o: Pop3ServiceOptions): Service {
   const perIp = new Map<string, number>();
   let stopping = false;
   let drained: (() => void) | null = null;
+  /** Every accepted TCP connection, so stop() can cut what is left at the deadline. */
+  const rawSockets = new Set<net.Socket>();
+  /** Raw sockets of 995 whose TLS handshake has not finished, by remote address and port. */
+  const handshaking = new Map<string, net.Socket>();
+  const peerKey = (s: net.Socket) => `${s.remoteAddress}|${s.remotePort}`;
 
   const accept = (socket: net.Socket, implicitTls: boolean) => {
     const ip = socket.remoteAddress ?? '?';
+    if (implicitTls) handshaking.delete(peerKey(socket));
     if (stopping) {
       // A TLS handshake that began before stop() ends here.
       socket.on('error', () => undefined);
@@ -68,9 +74,20 @@ export function createPop3Service(o: Pop3ServiceOptions): Service {
     // Clients that send no SNI (an IP address) get the default context: keep it current across renewals.
     // (STLS on 110 takes tls.current() at each upgrade.)
     followReloads(o.tls, server);
+    server.on('connection', (raw: net.Socket) => {
+      const key = peerKey(raw);
+      handshaking.set(key, raw);
+      raw.once('close', () => { if (handshaking.get(key) === raw) handshaking.delete(key); });
+    });
     servers.push({ scheme: 'pop3s', port: o.ports.pop3s, server });
   }
-  for (const s of servers) s.server.on('error', (err) => log.error({ err: err.message, scheme: s.scheme }, 'pop3 listener error'));
+  for (const s of servers) {
+    s.server.on('error', (err) => log.error({ err: err.message, scheme: s.scheme }, 'pop3 listener error'));
+    s.server.on('connection', (raw: net.Socket) => {
+      rawSockets.add(raw);
+      raw.once('close', () => rawSockets.delete(raw));
+    });
+  }
 
   return {
     name: 'pop3',
@@ -90,14 +107,18 @@ export function createPop3Service(o: Pop3ServiceOptions): Service {
     async stop(deadline: number): Promise<void> {
       stopping = true;
       const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.server.close(() => resolve()))));
+      // A connection still in its TLS handshake has no session to finish (node would wait up to 120 s for it).
+      for (const raw of handshaking.values()) raw.destroy();
       const allEnded = new Promise<void>((resolve) => { drained = resolve; });
       for (const s of [...sessions]) s.shutDown();
-      if (sessions.size > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([allEnded, new Promise<void>((r) => { timer = setTimeout(r, Math.max(0, deadline - Date.now())); })]);
-        clearTimeout(timer);
-      }
+      let timer: NodeJS.Timeout | undefined;
+      const atDeadline = new Promise<void>((r) => { timer = setTimeout(r, Math.max(0, deadline - Date.now())); });
+      if (sessions.size > 0) await Promise.race([allEnded, atDeadline]);
       for (const s of [...sessions]) s.close();
+      // Sessions told to go have ended their side; a client that keeps its side open is cut at the deadline.
+      await Promise.race([closed, atDeadline]);
+      clearTimeout(timer);
+      for (const raw of rawSockets) raw.destroy();
       await closed;
     },
   };

@@ -129,6 +129,8 @@ test('after a certificate renewal, clients without SNI get the new certificate o
 });
 
 test('stop(): sessions get -ERR [SYS/TEMP] at once, a running command is answered first, DELE is not applied', { timeout: 20_000 }, async () => {
+  // Connected to 995 but never starting TLS: there is no session to wait for, stop() cuts it.
+  const stalled = await LineClient.open(tlsPort, false);
   const reader = await LineClient.open(tlsPort, true);
   assert.match(String(await reader.read()), /^\+OK /);
   assert.match(String(await reader.command(`USER ${ALICE}`)), /^\+OK/);
@@ -157,6 +159,7 @@ test('stop(): sessions get -ERR [SYS/TEMP] at once, a running command is answere
   assert.equal(await failing.read(), '-ERR [AUTH] invalid credentials');
   assert.equal(await failing.read(), '-ERR [SYS/TEMP] server shutting down');
   assert.equal(await failing.read(), null);
+  assert.equal(await stalled.read(), null, 'a connection without a TLS handshake is cut');
   await stopping;
 
   assert.equal(f.store.listMessages(inboxId()).length, 2, 'DELE without QUIT deletes nothing');
