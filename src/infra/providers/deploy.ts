@@ -210,6 +210,8 @@ export async function deployRelease(inputs: DeploymentInputs): Promise<Deploymen
         `mkdir -m 0755 ${q(unpack)}`,
         `tar -xzf ${q(tarPath)} -C ${q(unpack)} --no-same-owner`,
         ...(secrets ? [`chown ${q(user)}: ${secrets}`, `chmod 0600 ${secrets}`] : []),
+        // The renewal job on the host replaces the certificate and key here (temp file + rename in this folder).
+        `chown ${q(user)}: ${q(`${unpack}/tls`)}`,
         `mv -T ${q(unpack)} ${q(releaseDir)}`,
         `rm -f ${q(tarPath)}`,
       ].join('\n'));

@@ -130,6 +130,7 @@ test('first deploy: runtime and release uploaded, unit installed, secrets 0600 f
   assert.equal(key.mode & 0o777, 0o600);
   assert.equal(key.uid, 65534, 'owned by the service user (nobody)');
   assert.equal((await stat(join(base.paths.root, 'current/tls/cert.pem'))).mode & 0o777, 0o644);
+  assert.equal((await stat(join(base.paths.root, 'current/tls'))).uid, 65534, 'the host\'s renewal job (service user) can replace the certificate');
   assert.equal(await readFile(base.paths.unitPath, 'utf8'), files({})[4]!.content);
   assert.equal((await stat(base.paths.stateDir)).uid, 65534);
   assert.equal(await readFile(base.paths.authorizedKeysPath!, 'utf8'), `${base.authorizedKeys![0]}\n`);
