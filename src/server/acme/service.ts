@@ -76,7 +76,12 @@ export function createAcmeRenewalService(opts: RenewalServiceOptions = {}): Serv
       name: 'acme',
       async start() {
         // Off the start path: the web listener must be up to answer the CA, and start-up never waits for the CA.
-        schedule(0);
+        // After failures a restart keeps the backoff (CAs rate-limit failed validations), unless the names changed.
+        const previous = await readRenewalState(ctx.stateDir).catch(() => null);
+        const sameNames = previous !== null && previous.names.join(',') === settings.names.join(',');
+        const wait = previous?.lastError && sameNames ? Date.parse(previous.nextCheck) - Date.now() : 0;
+        if (wait > 0) logger.info({ nextCheck: previous!.nextCheck }, 'certificate renewal: waiting for the retry time after the last failure');
+        schedule(Math.min(Math.max(0, wait), checkIntervalMs));
         return [];
       },
       async stop(deadline) {

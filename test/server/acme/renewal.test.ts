@@ -13,7 +13,8 @@ import { pino } from 'pino';
 import { ensureDebianPackages } from '../../support/debian.ts';
 import { startPebble, freePort, type Pebble } from '../../support/pebble.ts';
 import { createSelfSignedCertificate } from '../../../src/server/self-signed.ts';
-import { parseServerConfig } from '../../../src/plan/server-config.ts';
+import { parseServerConfig, type ServerConfig } from '../../../src/plan/server-config.ts';
+import { Writable } from 'node:stream';
 import { startServer, type RunningServer } from '../../../src/server/main.ts';
 import { readRenewalState, type RenewalState } from '../../../src/server/acme/renewal-state.ts';
 import { ACME_ACCOUNT_KEY_FILENAME } from '../../../src/server/acme/order.ts';
@@ -44,7 +45,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Setup { stateDir: string; certFile: string; keyFile: string; httpsPort: number; imapsPort: number; server: RunningServer; initialCert: string }
+interface Setup { config: ServerConfig; stateDir: string; certFile: string; keyFile: string; httpsPort: number; imapsPort: number; server: RunningServer; initialCert: string }
 
 async function startWithCertificate(name: string, cert: { names: string[]; days: number }, http: number): Promise<Setup> {
   const base = join(dir, name);
@@ -66,7 +67,7 @@ async function startWithCertificate(name: string, cert: { names: string[]; days:
   assert.ok(parsed.ok, parsed.ok ? '' : parsed.errors.join('\n'));
   const server = await startServer(parsed.value, { logger: pino({ level: 'silent' }) });
   servers.push(server);
-  return { stateDir, certFile, keyFile, httpsPort, imapsPort, server, initialCert: pair.cert };
+  return { config: parsed.value, stateDir, certFile, keyFile, httpsPort, imapsPort, server, initialCert: pair.cert };
 }
 
 async function waitForState(stateDir: string, done: (s: RenewalState) => boolean): Promise<RenewalState> {
@@ -169,4 +170,14 @@ test('a failing order keeps the old certificate, records the error and the docto
   assert.match(check.message, /failed/);
   assert.match(check.fix, /port 80/);
   await s.server.stop(0);
+
+  // A restart (systemd's Restart=on-failure) keeps the backoff instead of hitting the CA again at once.
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk: Buffer, _enc, cb) { lines.push(chunk.toString()); cb(); } });
+  const again = await startServer(s.config, { logger: pino({ level: 'info' }, sink) });
+  servers.push(again);
+  for (let i = 0; i < 50 && !lines.some((l) => l.includes('waiting for the retry time')); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(lines.some((l) => l.includes('waiting for the retry time')), lines.join(''));
+  assert.equal((await readRenewalState(s.stateDir))?.lastCheck, state.lastCheck);
+  await again.stop(0);
 });
