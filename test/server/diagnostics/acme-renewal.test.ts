@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import { checkAcmeRenewal } from '../../../src/server/diagnostics/acme-renewal.ts';
 import { writeRenewalState, renewalStateFile, type RenewalState } from '../../../src/server/acme/renewal-state.ts';
 import { retryDelay } from '../../../src/server/acme/service.ts';
+import { monitorChecks } from '../../../src/server/diagnostics/monitor-service.ts';
+import type { DiagnosticResolver } from '../../../src/server/diagnostics/resolver.ts';
+import { createSelfSignedCertificate } from '../../../src/server/self-signed.ts';
 
 const NOW = new Date('2026-11-28T12:00:00Z');
 const DAY = 86_400_000;
@@ -65,4 +68,21 @@ test('retries back off exponentially up to the regular interval', () => {
   const base = 15 * 60_000;
   const interval = 12 * 3_600_000;
   assert.deepEqual([0, 1, 2, 3, 6, 7, 40].map((n) => retryDelay(n, base, interval)), [interval, base, 2 * base, 4 * base, 32 * base, interval, interval]);
+});
+
+test('host monitoring reports a renewal failing close to expiry (so the postmaster hears of it)', async () => {
+  const stateDir = await mkdtemp(join(dir, 'monitor-'));
+  await writeRenewalState(stateDir, { ...healthy, lastAttempt: at(-3_600_000), lastError: 'unauthorized: 404', consecutiveFailures: 5, notAfter: at(5 * DAY) });
+  const pair = await createSelfSignedCertificate({ names: ['mail.example.com'], days: 5 });
+  const certFile = join(stateDir, 'cert.pem');
+  await writeFile(certFile, pair.cert);
+  // No resolver answers here: the blocklist part reports that, the certificate checks come first.
+  const unreachable = async (): Promise<never> => { throw new Error('resolver unreachable'); };
+  const resolver: DiagnosticResolver = { txt: unreachable, a: unreachable, aaaa: unreachable, mx: unreachable, ptr: unreachable, cname: unreachable, srv: unreachable, caa: unreachable };
+  const config = { domain: 'example.com', hostname: 'mail.example.com', tls: { certFile, keyFile: join(stateDir, 'key.pem') } };
+  const results = await monitorChecks(config, resolver, [], new Date(), { stateDir });
+  const renewal = results.find((r) => r.id === 'server.acme-renewal');
+  assert.equal(renewal?.status, 'fail', JSON.stringify(results));
+  assert.match(renewal.message, /unauthorized: 404/);
+  assert.equal((await monitorChecks(config, resolver, [], new Date())).some((r) => r.id === 'server.acme-renewal'), false, 'not checked when renewal is off');
 });
