@@ -46,7 +46,8 @@ before(async () => {
   const doc = parseYaml(await readFile('stacks/Pulumi.example.yaml', 'utf8')) as { config: Record<string, unknown> };
   const parsed = parseStackConfig(Object.fromEntries(Object.entries(doc.config).filter(([k]) => k.startsWith('postern:')).map(([k, v]) => [k.slice(8), v])));
   assert.ok(parsed.ok);
-  stack = parsed.value;
+  // The test certificate is due for renewal: the deployed server's renewal job must dial a closed local port, not a public CA.
+  stack = { ...parsed.value, acme: { ...parsed.value.acme, directoryUrl: `https://127.0.0.1:${await freePort()}/dir` } };
 
   // A certificate for the mail names from a throwaway CA the test trusts.
   const pki = join(work, 'pki');
