@@ -97,6 +97,9 @@ class Notifier implements StoreNotifier {
   }
 }
 
+/** A fetch() row: uid, flags, keywords, modseq, size, internal date, zone, IMAP envelope, envelope JSON, body structure JSON, header. */
+type FetchRow = [number, number, string, number, number, number, number, string | null, string | null, string | null, Uint8Array | null];
+
 function metaOf(r: MessageRow): MessageMeta {
   return { uid: r.uid, flags: flagList(r.flags, r.keywords), modseq: r.modseq, size: r.size, internalDate: r.internal_date, internalDateZone: r.internal_zone };
 }
@@ -557,20 +560,23 @@ export class SqliteStore implements MailStore {
   fetch(mailboxId: number, uids: UidSet, wanted: FetchWanted): FetchedMessage[] {
     const params: SQLInputValue[] = [mailboxId];
     const where = this.uidWhere(mailboxId, uids, params);
+    // Fixed column positions: rows come back as arrays (no per-row object with named keys: this runs per message).
     const cols = ['m.uid', 'm.flags', 'm.keywords', 'm.modseq', 'm.size', 'm.internal_date', 'm.internal_zone'];
     // With envelopeImap the JSON envelope is read only for rows without the cached text.
-    if (wanted.envelopeImap) cols.push('c.envelope_imap', 'CASE WHEN c.envelope_imap IS NULL THEN c.envelope END AS envelope');
-    else if (wanted.envelope) cols.push('c.envelope');
-    if (wanted.bodyStructure) cols.push('c.body_structure');
-    if (wanted.header) cols.push('c.header');
+    cols.push(wanted.envelopeImap ? 'c.envelope_imap' : 'NULL');
+    cols.push(wanted.envelopeImap ? 'CASE WHEN c.envelope_imap IS NULL THEN c.envelope END' : wanted.envelope ? 'c.envelope' : 'NULL');
+    cols.push(wanted.bodyStructure ? 'c.body_structure' : 'NULL', wanted.header ? 'c.header' : 'NULL');
     const stmt = this.db.prepare(`SELECT ${cols.join(', ')} FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ? AND ${where} ORDER BY m.uid`);
+    stmt.setReturnArrays(true);
     const out: FetchedMessage[] = [];
-    for (const r of stmt.iterate(...params) as unknown as Iterable<MessageRow & { envelope?: string | null; envelope_imap?: string | null; body_structure?: string; header?: Uint8Array }>) {
-      const m: FetchedMessage = metaOf(r);
-      if (wanted.envelopeImap && r.envelope_imap !== null) m.envelopeImap = r.envelope_imap;
-      else if (wanted.envelope || wanted.envelopeImap) m.envelope = JSON.parse(r.envelope!);
-      if (wanted.bodyStructure) m.bodyStructure = JSON.parse(r.body_structure!);
-      if (wanted.header) m.header = Buffer.from(r.header!.buffer, r.header!.byteOffset, r.header!.byteLength);
+    for (const r of stmt.iterate(...params) as unknown as Iterable<FetchRow>) {
+      const m: FetchedMessage = {
+        uid: r[0], flags: flagList(r[1], r[2]), modseq: r[3], size: r[4], internalDate: r[5], internalDateZone: r[6],
+      };
+      if (r[7] !== null) m.envelopeImap = r[7];
+      else if (r[8] !== null) m.envelope = JSON.parse(r[8]);
+      if (r[9] !== null) m.bodyStructure = JSON.parse(r[9]);
+      if (r[10] !== null) m.header = Buffer.from(r[10].buffer, r[10].byteOffset, r[10].byteLength);
       out.push(m);
     }
     return out;

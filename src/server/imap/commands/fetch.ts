@@ -44,7 +44,7 @@ function slicePartial(data: Buffer, partial: { start: number; length: number | n
 function writeItem(s: Session, w: ResponseBuilder, item: FetchItem, m: FetchedMessage, message: Buffer | null, recent: boolean): string | null {
   switch (item.kind) {
     case 'uid': w.raw(`UID ${m.uid}`); break;
-    case 'flags': w.raw(`FLAGS (${[...m.flags, ...(recent ? ['\\Recent'] : [])].join(' ')})`); break;
+    case 'flags': w.raw(`FLAGS (${recent ? [...m.flags, '\\Recent'].join(' ') : m.flags.join(' ')})`); break;
     case 'internaldate': w.raw('INTERNALDATE').string(formatDateTime(m.internalDate, m.internalDateZone)); break;
     case 'rfc822.size': w.raw(`RFC822.SIZE ${m.size}`); break;
     case 'modseq': w.raw(`MODSEQ (${m.modseq})`); break;
@@ -119,10 +119,21 @@ export const fetch: CommandHandler = {
       const vanished = s.store.changesSince(view.id, req.changedSince, ranges).vanished;
       if (vanished.length) await s.send(`* VANISHED (EARLIER) ${uidSetText([...vanished].sort((x, y) => x - y))}\r\n`);
     }
-    // Responses without literals (metadata, ENVELOPE, BODYSTRUCTURE) are joined as text and encoded once per chunk.
+    // Responses without literals (metadata, ENVELOPE, BODYSTRUCTURE) are encoded straight into one output chunk;
+    // responses with literals join it as their own buffers. A full chunk is sent (waiting for the socket to drain)
+    // before the next one is filled, so memory stays bounded whatever the number of messages.
     let out: Buffer[] = [];
-    let text = '';
+    let chunk = Buffer.allocUnsafe(OUTPUT_CHUNK);
+    let pos = 0;
+    let segmentStart = 0;
     let outBytes = 0;
+    const flush = async (): Promise<void> => {
+      if (pos > segmentStart) out.push(chunk.subarray(segmentStart, pos));
+      if (out.length) await s.send(out.length === 1 ? out[0]! : Buffer.concat(out));
+      out = [];
+      chunk = Buffer.allocUnsafe(OUTPUT_CHUNK);
+      pos = segmentStart = outBytes = 0;
+    };
     let failure: string | null = null;
     for (let i = 0; i < uids.length; i += BATCH) {
       const batch = uids.slice(i, i + BATCH);
@@ -160,27 +171,23 @@ export const fetch: CommandHandler = {
         }
         w.close();
         const line = w.finishText();
-        if (line !== null) {
-          text += line;
-          outBytes += line.length;
+        // A UTF-16 unit encodes to at most 3 bytes: the line fits when that many are left.
+        if (line !== null && pos + line.length * 3 > chunk.length) await flush();
+        if (line !== null && line.length * 3 <= chunk.length) {
+          const n = chunk.write(line, pos, 'utf8');
+          pos += n;
+          outBytes += n;
         } else {
-          if (text) out.push(Buffer.from(text, 'utf8'));
-          text = '';
-          const buf = w.finish();
+          if (pos > segmentStart) out.push(chunk.subarray(segmentStart, pos));
+          segmentStart = pos;
+          const buf = line !== null ? Buffer.from(line, 'utf8') : w.finish();
           out.push(buf);
           outBytes += buf.length;
         }
-        if (outBytes >= OUTPUT_CHUNK) {
-          if (text) out.push(Buffer.from(text, 'utf8'));
-          await s.send(out.length === 1 ? out[0]! : Buffer.concat(out));
-          out = [];
-          text = '';
-          outBytes = 0;
-        }
+        if (outBytes >= OUTPUT_CHUNK) await flush();
       }
     }
-    if (text) out.push(Buffer.from(text, 'utf8'));
-    if (out.length) await s.send(out.length === 1 ? out[0]! : Buffer.concat(out));
+    await flush();
     if (failure === 'UNKNOWN-CTE') return no('A part has a Content-Transfer-Encoding this server cannot decode', 'UNKNOWN-CTE');
     return ok(`${ctx.uid ? 'UID ' : ''}FETCH completed`);
   },
