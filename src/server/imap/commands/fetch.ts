@@ -9,7 +9,8 @@ import { formatDateTime } from '../datetime.ts';
 import { toUidSet, uidSetText } from '../selected.ts';
 import { writeBodyStructure, writeEnvelope, type ResponseBuilder } from '../writer.ts';
 
-const BATCH = 1000;
+// Rows per store query: small enough that a batch's strings die young (cheap scavenges, no old-space growth).
+const BATCH = 200;
 const OUTPUT_CHUNK = 256 * 1024;
 
 function wants(items: readonly FetchItem[]): { wanted: FetchWanted; needsBody: boolean; setsSeen: boolean } {
