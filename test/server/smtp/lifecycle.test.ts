@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as netConnect } from 'node:net';
+import type { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import pino from 'pino';
 import { ensureDebianPackages } from '../../support/debian.ts';
 import { openSession } from '../../support/raw-smtp.ts';
@@ -105,6 +108,69 @@ test('stop(): a DATA transfer still unfinished at the deadline is cut with 421 4
     assert.deepEqual(await q.spool.recoverable(), []);
     assert.equal(q.store.messages('bob@example.com').length, 0);
   } finally {
+    q.trace.close();
+    await rm(q.dir, { recursive: true, force: true });
+  }
+});
+
+/** Rejects when `promise` has not settled after `ms`, so a broken server fails the test instead of hanging it. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_r, reject) => { timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves with the next complete reply line starting with a code (`421 …`), or null when the socket closes. */
+function nextLine(socket: Socket, seen: { buffer: string }): Promise<string | null> {
+  return new Promise((resolve) => {
+    const check = () => {
+      const i = seen.buffer.indexOf('\r\n');
+      if (i === -1) return false;
+      const line = seen.buffer.slice(0, i);
+      seen.buffer = seen.buffer.slice(i + 2);
+      if (/^\d{3}-/.test(line)) return check();
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      resolve(line);
+      return true;
+    };
+    const onData = (d: Buffer) => { seen.buffer += d.toString('latin1'); check(); };
+    const onClose = () => { socket.off('data', onData); resolve(null); };
+    if (check()) return;
+    socket.on('data', onData);
+    socket.once('close', onClose);
+  });
+}
+
+test('stop() during a STARTTLS handshake: the handshake completes and the next command gets 421 4.3.2', { timeout: 20_000 }, async () => {
+  const q = await startPostern();
+  const raw = netConnect({ host: '127.0.0.1', port: q.ports.submission });
+  raw.on('error', () => undefined);
+  try {
+    const seen = { buffer: '' };
+    assert.match(String(await nextLine(raw, seen)), /^220 /);
+    raw.write('EHLO client.example.net\r\n');
+    assert.match(String(await nextLine(raw, seen)), /^250 /);
+    raw.write('STARTTLS\r\n');
+    assert.match(String(await nextLine(raw, seen)), /^220 /);
+    // The server is now waiting for the ClientHello: a plaintext 421 here would break the handshake.
+    const stopping = q.module.service.stop(Date.now() + 60_000);
+    const secure = tlsConnect({ socket: raw, rejectUnauthorized: false });
+    secure.on('error', () => undefined);
+    await within(new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', () => resolve());
+      secure.once('close', () => reject(new Error('TLS handshake failed')));
+    }), 5000, 'TLS handshake');
+    const tlsSeen = { buffer: '' };
+    secure.write('EHLO client.example.net\r\n');
+    assert.equal(await within(nextLine(secure, tlsSeen), 5000, 'reply to EHLO'), '421 4.3.2 Service shutting down');
+    assert.equal(await within(nextLine(secure, tlsSeen), 5000, 'close'), null);
+    await within(stopping, 10_000, 'end of stop()');
+  } finally {
+    raw.destroy();
     q.trace.close();
     await rm(q.dir, { recursive: true, force: true });
   }
