@@ -29,8 +29,8 @@ function lowerBound(a: readonly number[], x: number): number {
 export class SelectedMailbox {
   info: MailboxInfo;
   readonly readOnly: boolean;
-  /** uids[seq - 1]: the client's view, ascending. */
-  uids: number[];
+  /** uids[seq - 1]: the client's view, ascending. Shared with the store at SELECT: replaced, never changed. */
+  uids: readonly number[];
   readonly recent = new Set<number>();
   keywords: Set<string>;
   pending: StoreEvent[] = [];
@@ -40,7 +40,7 @@ export class SelectedMailbox {
   gone = false;
   private readonly origin: unknown;
 
-  constructor(info: MailboxInfo, uids: number[], keywords: Iterable<string>, opts: ViewOptions) {
+  constructor(info: MailboxInfo, uids: readonly number[], keywords: Iterable<string>, opts: ViewOptions) {
     this.info = info;
     this.uids = uids;
     this.keywords = new Set(keywords);

@@ -69,7 +69,7 @@ export async function flushUpdates(s: Session, allowExpunge: boolean): Promise<v
   }
   const fresh = added.filter((u) => !expunged.has(u) && view.seqOf(u) === 0).sort((a, b) => a - b);
   if (fresh.length > 0) {
-    if (fresh[0]! > view.maxUid) view.uids.push(...fresh);
+    if (fresh[0]! > view.maxUid) view.uids = view.uids.concat(fresh);
     else view.uids = [...new Set([...view.uids, ...fresh])].sort((a, b) => a - b);
     out.push(`* ${view.uids.length} EXISTS\r\n`);
     if (!s.rev2) {

@@ -124,6 +124,8 @@ export class SqliteStore implements MailStore {
   private readonly commitQueue: PendingAppend[] = [];
   /** UIDs per recently listed mailbox, so SELECT of a big mailbox does not rebuild the list every time. */
   private readonly uidCache = new Map<number, number[]>();
+  /** Mailboxes whose cached UID list was returned by listUids() since it last changed. */
+  private readonly uidCacheHandedOut = new Set<number>();
   private committing = false;
   private closed = false;
   private lastDeliveryPrune = 0;
@@ -520,7 +522,8 @@ export class SqliteStore implements MailStore {
     return uidSetSql(this.resolveSet(mailboxId, uids), params);
   }
 
-  listUids(mailboxId: number): number[] {
+  /** The cached list itself (no 50,000-element copy per SELECT): once handed out it is never changed, see emit(). */
+  listUids(mailboxId: number): readonly number[] {
     let uids = this.uidCache.get(mailboxId);
     if (!uids) {
       // One JSON array from SQLite instead of one row object per message: several times faster on big mailboxes.
@@ -529,7 +532,8 @@ export class SqliteStore implements MailStore {
       if (this.uidCache.size >= UID_CACHE_MAILBOXES) this.uidCache.delete(this.uidCache.keys().next().value!);
       this.uidCache.set(mailboxId, uids);
     }
-    return uids.slice();
+    this.uidCacheHandedOut.add(mailboxId);
+    return uids;
   }
 
   /**
@@ -537,9 +541,11 @@ export class SqliteStore implements MailStore {
    * removes messages drops it), then sessions are told.
    */
   private emit(event: StoreEvent): void {
-    const cached = this.uidCache.get(event.mailboxId);
+    let cached = this.uidCache.get(event.mailboxId);
     if (cached) {
       if (event.type === 'exists') {
+        // Copy-on-write: a list some session holds as its view must not grow under it.
+        if (this.uidCacheHandedOut.delete(event.mailboxId)) this.uidCache.set(event.mailboxId, (cached = cached.slice()));
         for (const m of event.messages) {
           if (cached.length && cached[cached.length - 1]! >= m.uid) { this.uidCache.delete(event.mailboxId); break; }
           cached.push(m.uid);

@@ -353,8 +353,9 @@ export interface MailStore extends DeliveryStore {
   claimRecent(mailboxId: number): number[];
 
   // Messages -------------------------------------------------------------------------------------------------
-  /** UIDs of the mailbox, ascending: the cheap way to build a session's sequence map at SELECT. */
-  listUids(mailboxId: number): number[];
+  /** UIDs of the mailbox, ascending: the cheap way to build a session's sequence map at SELECT. Shared: never
+   *  changes after it is returned (later changes make a new list), and callers must not change it either. */
+  listUids(mailboxId: number): readonly number[];
   /** Metadata of the messages in `uids` (all when omitted), ascending UID. */
   listMessages(mailboxId: number, uids?: UidSet): MessageMeta[];
   /** Metadata plus the cached parts of the message asked for, ascending UID; never opens message files. */

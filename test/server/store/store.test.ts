@@ -316,9 +316,12 @@ describe('messages', () => {
     check();
     await s.move(inbox.id, [[5, 6]], other.id);
     check();
-    const uids = s.listUids(inbox.id);
-    uids.push(999);
-    assert.ok(!s.listUids(inbox.id).includes(999), 'callers get a copy');
+    // The list is shared with its holders (a session's view): later appends make a new one.
+    const held = s.listUids(inbox.id);
+    const snapshot = [...held];
+    await s.append(inbox.id, message('later', 'x\r\n'));
+    assert.deepEqual(held, snapshot, 'a list handed out never changes under its holder');
+    check();
   });
 
   it('refuses empty and oversized messages and keeps nothing of them', async () => {
