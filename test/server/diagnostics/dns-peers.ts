@@ -1,5 +1,5 @@
-// Real DNS peers for the diagnostics tests: Knot (authoritative, serves the test zones) and Unbound (recursive,
-// stub zones pointing at Knot), each on 127.0.0.1 on a free port, with its own config, storage and pid files in a
+// Real DNS peers for the diagnostics tests: Unbound (recursive, stub zones pointing at the Knot of
+// test/support/knot.ts that serves the test zones) on 127.0.0.1 on a free port, with its config and pid file in a
 // temp folder. No root hints are fetched: every queried name lies in a stub zone.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createTcp } from 'node:net';
@@ -71,45 +71,6 @@ export async function waitForAnswer(port: number, name: string, type: 'SOA' | 'A
     }
   }
   throw new Error(`DNS peer on ${port} never answered ${type} ${name} (${last}):\n${peer.output()}`);
-}
-
-export async function startKnot(dir: string, zones: { origin: string; text: string }[]): Promise<RunningPeer> {
-  const port = await freeDnsPort();
-  await mkdir(join(dir, 'zones'), { recursive: true });
-  await mkdir(join(dir, 'storage'), { recursive: true });
-  await mkdir(join(dir, 'run'), { recursive: true });
-  for (const z of zones) await writeFile(join(dir, 'zones', `${z.origin}.zone`), z.text);
-  const conf = [
-    'server:',
-    `    rundir: "${join(dir, 'run')}"`,
-    `    pidfile: "${join(dir, 'run', 'knot.pid')}"`,
-    `    listen: 127.0.0.1@${port}`,
-    'log:',
-    '  - target: stderr',
-    '    any: warning',
-    'database:',
-    `    storage: "${join(dir, 'storage')}"`,
-    'template:',
-    '  - id: default',
-    `    storage: "${join(dir, 'zones')}"`,
-    '    file: "%s.zone"',
-    '    zonefile-sync: -1',
-    '    journal-content: none',
-    'zone:',
-    ...zones.map((z) => `  - domain: ${z.origin}`),
-    '',
-  ].join('\n');
-  const confFile = join(dir, 'knot.conf');
-  await writeFile(confFile, conf);
-  const p = run('knotd', ['-c', confFile]);
-  const peer = { port, stop: stopper(p.child), output: p.output };
-  try {
-    await waitForAnswer(port, zones[0]!.origin, 'SOA', { output: p.output, exited: () => p.child.exitCode !== null });
-  } catch (err) {
-    await peer.stop();
-    throw err;
-  }
-  return peer;
 }
 
 export async function startUnbound(dir: string, knotPort: number, stubZones: string[]): Promise<RunningPeer> {

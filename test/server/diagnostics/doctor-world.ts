@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import { stringify } from 'yaml';
-import { startKnot, startUnbound, type RunningPeer } from './dns-peers.ts';
+import { startUnbound, type RunningPeer } from './dns-peers.ts';
+import { startKnot, type Knot } from '../../support/knot.ts';
 import { makeTestCa } from './test-pki.ts';
 import { parseStackConfig, type StackConfig } from '../../../src/plan/stack-config.ts';
 import { renderZoneFile } from '../../../src/plan/zone-file.ts';
@@ -76,7 +77,7 @@ export interface DoctorWorld {
 
 export async function startDoctorWorld(): Promise<DoctorWorld> {
   const dir = await mkdtemp(join(tmpdir(), 'postern-doctor-'));
-  let knot: RunningPeer | undefined;
+  let knot: Knot | undefined;
   let unbound: RunningPeer | undefined;
   let https: Server | undefined;
   const stop = async () => {
@@ -135,7 +136,7 @@ export async function startDoctorWorld(): Promise<DoctorWorld> {
       zone('refuse.bl.test', [], ['*.refuse.bl.test. 60 IN A 127.255.255.254']),
       zone('dbl.bl.test', []),
     ];
-    knot = await startKnot(join(dir, 'knot'), zones);
+    knot = await startKnot(Object.fromEntries(zones.map((z) => [z.origin, z.text])));
     unbound = await startUnbound(join(dir, 'unbound'), knot.port, zones.map((z) => z.origin));
 
     const stacksDir = join(dir, 'stacks');

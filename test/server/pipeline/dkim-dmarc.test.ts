@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import nodemailer from 'nodemailer';
 import { ensureDebianPackages } from '../../support/debian.ts';
-import { startKnot, txt, zoneText } from '../../support/knot-dns.ts';
-import type { KnotServer } from '../../support/knot-dns.ts';
+import { startKnot, txt, zoneText } from '../../support/knot.ts';
+import type { Knot } from '../../support/knot.ts';
 import { startPostern } from '../../support/smtp-harness.ts';
 import type { RunningPostern } from '../../support/smtp-harness.ts';
 import type { DkimKey } from '../../../src/server/pipeline/dkim-signer.ts';
@@ -41,14 +41,14 @@ const zones = {
 };
 
 let dir: string;
-let dns: KnotServer;
-let nsDns: KnotServer;
+let dns: Knot;
+let nsDns: Knot;
 let p: RunningPostern;
 let junkPostern: RunningPostern;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'postern-dkim-'));
-  dns = await startKnot(join(dir, 'host'), zones);
-  nsDns = await startKnot(join(dir, 'ns'), zones, { netns: true });
+  dns = await startKnot(zones);
+  nsDns = await startKnot(zones, { netns: true });
   p = await startPostern({ dkimKeys: keys, resolver: dns.resolver });
   junkPostern = await startPostern({ resolver: dns.resolver, dmarcRejectAction: 'junk' });
 });

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import nodemailer from 'nodemailer';
 import { ensureDebianPackages } from '../../support/debian.ts';
-import { startKnot, txt, zoneText } from '../../support/knot-dns.ts';
-import type { KnotServer } from '../../support/knot-dns.ts';
+import { startKnot, txt, zoneText } from '../../support/knot.ts';
+import type { Knot } from '../../support/knot.ts';
 import { DEFAULT_ALIASES, DEFAULT_USERS, DOMAIN, HOSTNAME, makeCert, quietLog, staticTls } from '../../support/smtp-harness.ts';
 import { FileTestStore } from '../../support/smtp-test-store.ts';
 import { randomLoopbackBase, startPostfix } from '../queue/support/peers.ts';
@@ -37,8 +37,8 @@ const keys: DkimKey[] = [
 ];
 
 let dir: string;
-let dns: KnotServer;
-let nsDns: KnotServer;
+let dns: Knot;
+let nsDns: Knot;
 let postfix: RunningPostfix;
 let queue: QueueModule;
 let smtp: SmtpModule;
@@ -56,8 +56,8 @@ before(async () => {
     ]),
     'pf.test': zoneText('pf.test', ['@ MX 10 mx', `mx A ${base}.1`]),
   };
-  dns = await startKnot(join(dir, 'dns'), zones);
-  nsDns = await startKnot(join(dir, 'nsdns'), zones, { netns: true });
+  dns = await startKnot(zones);
+  nsDns = await startKnot(zones, { netns: true });
   const pfCert = await makeCert(await mkdtemp(join(dir, 'pfcert-')), 'mx.pf.test');
   postfix = await startPostfix(join(dir, 'postfix'), { address: `${base}.1`, hostname: 'mx.pf.test', domain: 'pf.test', certFile: pfCert.certFile, keyFile: pfCert.keyFile });
   const state = join(dir, 'state');

@@ -27,8 +27,10 @@ import { createQueue } from '../../../src/server/queue/service.ts';
 import type { QueueDeps, QueueModule } from '../../../src/server/queue/service.ts';
 import type { StsPolicy } from '../../../src/server/queue/mta-sts.ts';
 import { ensureDebianPackages } from '../../support/debian.ts';
-import { makePki, randomLoopbackBase, startKnot, startPostfix } from './support/peers.ts';
-import type { RunningKnot, RunningPostfix, TestPki } from './support/peers.ts';
+import { makePki, randomLoopbackBase, startPostfix } from './support/peers.ts';
+import type { RunningPostfix, TestPki } from './support/peers.ts';
+import { startKnot, zoneText } from '../../support/knot.ts';
+import type { Knot } from '../../support/knot.ts';
 import { startBrokenTlsRemote, startScriptedRemote } from './support/remotes.ts';
 import type { ScriptedRemote } from './support/remotes.ts';
 
@@ -74,7 +76,7 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined | fal
 let root: string;
 let base: string;
 let pki: TestPki;
-let knot: RunningKnot;
+let knot: Knot;
 let postfix: RunningPostfix;
 let resolver: Resolver;
 const remotes: ScriptedRemote[] = [];
@@ -90,7 +92,7 @@ before(async () => {
   pki = makePki(join(root, 'pki'));
   const pfCert = pki.issue('mx-pf', ['mx.pf.test']);
   const remoteCert = pki.issue('remote', ['mx.flaky.test', 'mx.reject.test']);
-  knot = await startKnot(join(root, 'knot'), 'test', [
+  knot = await startKnot({ test: zoneText('test', [
     'pf MX 10 mx.pf', `mx.pf A ${base}.1`,
     'flaky MX 10 mx.flaky', `mx.flaky A ${base}.2`,
     'reject MX 10 mx.reject', `mx.reject A ${base}.3`,
@@ -107,7 +109,7 @@ before(async () => {
     'stuck MX 10 mx.stuck', `mx.stuck A ${base}.11`,
     '_mta-sts.published TXT "v=STSv1; id=20261128T1"', `mta-sts.published A ${base}.7`,
     '_mta-sts.badcert TXT "v=STSv1; id=20261128T2"', `mta-sts.badcert A ${base}.7`,
-  ]);
+  ], { ttl: 5, ns: 'ns' }) });
   resolver = new Resolver({ timeout: 2000, tries: 1 });
   resolver.setServers([`127.0.0.1:${knot.port}`]);
   postfix = await startPostfix(join(root, 'postfix'), { address: `${base}.1`, hostname: 'mx.pf.test', domain: 'pf.test', certFile: pfCert.certFile, keyFile: pfCert.keyFile });

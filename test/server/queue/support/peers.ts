@@ -1,5 +1,5 @@
 // Real peers for the outbound queue tests, each started on its own random loopback address or port:
-// a test CA and certificates (openssl), Knot DNS serving the test zone, and a Postfix instance as a remote MX
+// a test CA and certificates (openssl) and a Postfix instance as a remote MX (Knot DNS is test/support/knot.ts)
 // (smtpd with STARTTLS, virtual delivery into a Maildir the test reads).
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -73,79 +73,6 @@ async function canConnect(host: string, port: number): Promise<boolean> {
     s.once('connect', () => { s.destroy(); resolve(true); });
     s.once('error', () => resolve(false));
   });
-}
-
-export interface RunningKnot {
-  port: number;
-  stop(): Promise<void>;
-}
-
-/** Knot DNS on 127.0.0.1:<free port>, authoritative for `zone` with the given records (zone-file lines). */
-export async function startKnot(dir: string, zone: string, records: string[]): Promise<RunningKnot> {
-  // The free TCP port may be taken for UDP by another test: try a few ports.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await startKnotOnce(dir, zone, records, attempt < 3 ? 5000 : 20_000);
-    } catch (err) {
-      if (attempt >= 3) throw err;
-    }
-  }
-}
-
-async function startKnotOnce(dir: string, zone: string, records: string[], timeoutMs: number): Promise<RunningKnot> {
-  mkdirSync(dir, { recursive: true });
-  const port = await freePort();
-  writeFileSync(join(dir, `${zone}.zone`), [
-    `$ORIGIN ${zone}.`,
-    '$TTL 5',
-    `@ SOA ns.${zone}. hostmaster.${zone}. 1 3600 600 86400 5`,
-    `@ NS ns.${zone}.`,
-    'ns A 127.0.0.1',
-    ...records,
-    '',
-  ].join('\n'));
-  writeFileSync(join(dir, 'knot.conf'), [
-    'server:',
-    `    rundir: "${dir}"`,
-    `    listen: 127.0.0.1@${port}`,
-    'control:',
-    `    listen: "${join(dir, 'knot.sock')}"`,
-    'log:',
-    '  - target: stderr',
-    '    any: warning',
-    'database:',
-    `    storage: "${dir}"`,
-    'template:',
-    '  - id: default',
-    `    storage: "${dir}"`,
-    '    file: "%s.zone"',
-    'zone:',
-    `  - domain: ${zone}`,
-    '',
-  ].join('\n'));
-  const child = spawn('knotd', ['-c', join(dir, 'knot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-  try {
-    await waitFor('knotd', () => {
-      try {
-        const out = execFileSync('kdig', [`@127.0.0.1`, '-p', String(port), '+short', '+time=1', '+retry=0', 'SOA', `${zone}.`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-        return out.includes('hostmaster');
-      } catch { return false; }
-    }, child, timeoutMs);
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}\n${stderr}`);
-  }
-  return {
-    port,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(3000).then(() => child.kill('SIGKILL'))]);
-    },
-  };
 }
 
 export interface RunningPostfix {
