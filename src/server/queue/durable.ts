@@ -14,6 +14,19 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * fsyncDir for the hot path: resolves once the fsync is done and closes the folder behind it (one thread-pool
+ * round trip less before a `250`; a failed close of a read-only folder handle loses nothing).
+ */
+async function fsyncDirQuick(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    fh.close().catch(() => {});
+  }
+}
+
 /** Name of a temp file next to `path`; dot-prefixed so folder listings can ignore it. */
 export function tempPathFor(path: string): string {
   return join(dirname(path), `.tmp-${basename(path)}-${randomBytes(6).toString('hex')}`);
@@ -43,7 +56,7 @@ export class FolderSync {
   }
 
   private start(): Promise<void> {
-    const run: Promise<void> = fsyncDir(this.dir).finally(() => {
+    const run: Promise<void> = fsyncDirQuick(this.dir).finally(() => {
       if (this.running === run) this.running = null;
     });
     this.running = run;

@@ -75,6 +75,25 @@ export function isDone(entry: SpoolEntry): boolean {
   return entry.recipients.every((r) => r.status !== 'pending' && r.status !== 'queued');
 }
 
+/**
+ * Creates `path`, writes `chunks` with writev (looping over short writes) and fsyncs it. The close is pushed onto
+ * `closing` instead of awaited: a synced file needs no close before its rename.
+ */
+async function writeSynced(path: string, chunks: readonly Uint8Array[], closing: Promise<void>[]): Promise<void> {
+  const fh = await open(path, 'wx', 0o600);
+  try {
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    let done = (await fh.writev(chunks as Uint8Array[])).bytesWritten;
+    if (done < total) {
+      const rest = Buffer.concat(chunks as Uint8Array[]);
+      while (done < total) done += (await fh.write(rest, done, total - done)).bytesWritten;
+    }
+    await fh.sync();
+  } finally {
+    closing.push(fh.close());
+  }
+}
+
 export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   readonly dir: string;
   readonly maxMessageBytes: number;
@@ -162,14 +181,16 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     return unique;
   }
 
-  async accept(envelope: SpoolEnvelope, data: Readable | AsyncIterable<Uint8Array>, options: AcceptOptions = {}): Promise<StoredEntry> {
+  async accept(envelope: SpoolEnvelope, data: Readable | AsyncIterable<Uint8Array> | readonly Uint8Array[], options: AcceptOptions = {}): Promise<StoredEntry> {
     const maxBytes = options.maxBytes ?? this.maxMessageBytes;
+    if (Array.isArray(data)) return this.acceptInMemory(envelope, data as readonly Uint8Array[], maxBytes);
+    const stream = data as Readable | AsyncIterable<Uint8Array>;
     let recipients: string[];
     try {
       recipients = this.validateEnvelope(envelope);
     } catch (err) {
       // Drain so the SMTP session can still read the end of DATA and answer.
-      for await (const _ of data) { /* discard */ }
+      for await (const _ of stream) { /* discard */ }
       throw err;
     }
     const id = newSpoolId(this.now());
@@ -185,11 +206,11 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     try {
       fh = await open(tmpMsg, 'wx', 0o600);
     } catch (err) {
-      for await (const _ of data) { /* discard */ }
+      for await (const _ of stream) { /* discard */ }
       throw toSpoolError(err, 'cannot create spool file');
     }
     try {
-      for await (const chunk of data) {
+      for await (const chunk of stream) {
         if (failure) continue; // keep reading so the client gets our answer after its final dot
         const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
         size += buf.length;
@@ -240,6 +261,67 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       // State first, so that no half of a refused message ever looks like an entry (its sender got 4xx/5xx).
       await unlink(statePath).catch(() => {});
       if (tmpState) await unlink(tmpState).catch(() => {});
+      await unlink(tmpMsg).catch(() => {});
+      await unlink(msgPath).catch(() => {});
+      throw toSpoolError(err, 'cannot spool message');
+    }
+  }
+
+  /**
+   * accept() for a message already in memory. Everything the state file holds is known up front, so both temp
+   * files are written and fsynced side by side, each in one write; their closes run behind the renames. The
+   * commit order is the streaming path's: message file renamed, then the state file, then one folder fsync.
+   */
+  private async acceptInMemory(envelope: SpoolEnvelope, chunks: readonly Uint8Array[], maxBytes: number): Promise<StoredEntry> {
+    const recipients = this.validateEnvelope(envelope);
+    const size = chunks.reduce((n, c) => n + c.length, 0);
+    if (size > maxBytes) throw new SpoolError('too-large', `message exceeds ${maxBytes} bytes`);
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    for (const c of chunks) {
+      if (headBytes >= HEADER_SCAN) break;
+      const part = Buffer.from(c.buffer, c.byteOffset, Math.min(c.length, HEADER_SCAN - headBytes));
+      head.push(part);
+      headBytes += part.length;
+    }
+    const messageId = findMessageId(Buffer.concat(head));
+    const id = newSpoolId(this.now());
+    const msgPath = this.messagePath(id);
+    const statePath = this.statePath(id);
+    const entry: StoredEntry = {
+      id,
+      envelope: {
+        from: envelope.from,
+        to: recipients,
+        client: { ...envelope.client },
+        ...(envelope.authenticatedUser !== undefined ? { authenticatedUser: envelope.authenticatedUser } : {}),
+      },
+      receivedAt: this.now(),
+      size,
+      recipients: recipients.map((address) => ({ address, status: 'pending', attempts: 0 })),
+      ...(messageId ? { messageId } : {}),
+    };
+    const tmpMsg = tempPathFor(msgPath);
+    const tmpState = tempPathFor(statePath);
+    const closing: Promise<void>[] = [];
+    let committed = false;
+    try {
+      const written = await Promise.allSettled([
+        writeSynced(tmpMsg, chunks, closing),
+        writeSynced(tmpState, [Buffer.from(JSON.stringify(entry))], closing),
+      ]);
+      for (const w of written) if (w.status === 'rejected') throw w.reason;
+      await rename(tmpMsg, msgPath);
+      await rename(tmpState, statePath);
+      committed = true;
+      await this.folder.sync();
+      await Promise.all(closing);
+      return entry;
+    } catch (err) {
+      await Promise.allSettled(closing);
+      // State first, so that no half of a refused message ever looks like an entry (its sender got 4xx/5xx).
+      if (committed) await unlink(statePath).catch(() => {});
+      await unlink(tmpState).catch(() => {});
       await unlink(tmpMsg).catch(() => {});
       await unlink(msgPath).catch(() => {});
       throw toSpoolError(err, 'cannot spool message');

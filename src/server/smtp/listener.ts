@@ -1,7 +1,6 @@
 // One SMTP listener on smtp-server: the MX (port 25: STARTTLS offered, no AUTH, local recipients only) or
 // submission (587: STARTTLS then AUTH; 465: implicit TLS then AUTH). DATA is checked for smuggling, run through
 // the pipeline's pre-250 decisions, written durably to the spool, and only then answered 250.
-import { Readable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerOptions, SMTPServerResolver, SMTPServerSession } from 'smtp-server';
 import type { Listening, Service, TlsSource } from '../service.ts';
@@ -249,7 +248,7 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
     }
     let entry;
     try {
-      entry = await o.spool.accept(envelope, Readable.from([outcome.prefix, outcome.message ?? guarded.message]), { maxBytes: o.maxMessageBytes + outcome.prefix.length });
+      entry = await o.spool.accept(envelope, [outcome.prefix, outcome.message ?? guarded.message], { maxBytes: o.maxMessageBytes + outcome.prefix.length });
     } catch (err) {
       if (err instanceof SpoolError) {
         o.log.error({ err, session: session.id }, 'spool refused the message');
@@ -258,7 +257,14 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
       o.log.error({ err, session: session.id }, 'spool failed');
       throw reply(451, '4.3.0 Temporary local problem, try again later');
     }
-    o.pipeline.accepted(entry, outcome, ctx);
+    // The entry is durable: the trace records and the delivery scheduling run after the 250 is written, not
+    // before it (smtp-server writes the reply in the callback that the returned promise feeds).
+    const spooled = entry;
+    setImmediate(() => {
+      try { o.pipeline.accepted(spooled, outcome, ctx); } catch (err) {
+        o.log.error({ err, id: spooled.id }, 'recording an accepted message failed; the sweep delivers it');
+      }
+    });
     return `Ok: queued as ${entry.id}`;
   }
 
