@@ -22,7 +22,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDebianPackages } from '../test/support/debian.ts';
-import { freePort } from '../test/support/pebble.ts';
+import { freePort } from '../test/support/ports.ts';
 import { makeCert } from '../test/support/smtp-harness.ts';
 import { randomLoopbackBase, startPostfix } from '../test/server/queue/support/peers.ts';
 

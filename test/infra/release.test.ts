@@ -17,7 +17,7 @@ import { dkimKeyProvider } from '../../src/infra/providers/dkim.ts';
 import { assembleRelease, releaseTarball } from '../../src/infra/release.ts';
 import { releaseFiles } from '../../src/infra/components/deployment.ts';
 import { startSshd, type Sshd } from '../support/sshd.ts';
-import { freePort } from '../support/pebble.ts';
+import { freePort } from '../support/ports.ts';
 
 let work: string;
 let sshd: Sshd;

@@ -3,8 +3,6 @@
 // test (with /etc/netns/<name>/resolv.conf pointing at it) for tools that only read /etc/resolv.conf.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -12,6 +10,7 @@ import { join } from 'node:path';
 import { Resolver } from 'node:dns/promises';
 import type { DNSResolver } from 'mailauth';
 import { ensureDebianPackages } from './debian.ts';
+import { freeUdpTcpPort } from './ports.ts';
 
 export interface Knot {
   port: number;
@@ -47,20 +46,6 @@ export function txt(value: string): string {
   const parts: string[] = [];
   for (let i = 0; i < value.length; i += 200) parts.push(`"${value.slice(i, i + 200)}"`);
   return `( ${parts.join(' ')} )`;
-}
-
-/** A port free for both UDP and TCP on 127.0.0.1 (Knot listens on both). */
-async function freeUdpTcpPort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const udp = createSocket('udp4');
-    await new Promise<void>((res, rej) => { udp.once('error', rej); udp.bind(0, '127.0.0.1', () => res()); });
-    const port = udp.address().port;
-    const tcp = createServer();
-    const ok = await new Promise<boolean>((res) => { tcp.once('error', () => res(false)); tcp.listen(port, '127.0.0.1', () => res(true)); });
-    await new Promise<void>((res) => udp.close(() => res()));
-    if (ok) { await new Promise<void>((res) => tcp.close(() => res())); return port; }
-  }
-  throw new Error('no free UDP+TCP port found');
 }
 
 function config(dir: string, port: number, origins: string[]): string {

@@ -3,11 +3,11 @@
 // certificate are made with openssl in a temp dir.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
 import { ensureDebianPackages } from './debian.ts';
+import { freePort } from './ports.ts';
 
 export interface Pebble {
   directoryUrl: string;
@@ -22,17 +22,6 @@ export interface Pebble {
   /** Log lines of both processes, for failure messages. */
   logs(): string;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 function httpsGet(url: string, ca: string): Promise<{ status: number; body: string }> {

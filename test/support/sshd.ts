@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDebianPackages } from './debian.ts';
-import { freePort } from './pebble.ts';
+import { freePort } from './ports.ts';
 
 export interface Sshd {
   port: number;

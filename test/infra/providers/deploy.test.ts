@@ -12,7 +12,7 @@ import { assembleRelease, type ReleaseFile } from '../../../src/infra/release.ts
 import { renderUnit } from '../../../src/infra/host-templates.ts';
 import { UNKNOWN_VALUE } from '../../../src/infra/providers/unknowns.ts';
 import { startSshd, type Sshd } from '../../support/sshd.ts';
-import { freePort } from '../../support/pebble.ts';
+import { freePort } from '../../support/ports.ts';
 import { loadSerializedProvider } from '../../support/serialized-provider.ts';
 
 const NODE_BINARY = resolve('node_modules/node/bin/node');

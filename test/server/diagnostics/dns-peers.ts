@@ -2,32 +2,10 @@
 // test/support/knot.ts that serves the test zones) on 127.0.0.1 on a free port, with its config and pid file in a
 // temp folder. No root hints are fetched: every queried name lies in a stub zone.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer as createTcp } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Resolver } from 'node:dns/promises';
-
-/** A port free on 127.0.0.1 for both UDP and TCP at the time of asking. */
-export async function freeDnsPort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const tcp = createTcp();
-    const port = await new Promise<number>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen(0, '127.0.0.1', () => resolve((tcp.address() as { port: number }).port));
-    });
-    const udp = createSocket('udp4');
-    const udpOk = await new Promise<boolean>((resolve) => {
-      udp.once('error', () => resolve(false));
-      udp.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((r) => tcp.close(() => r()));
-    if (udpOk) await new Promise<void>((r) => udp.close(() => r()));
-    else udp.close();
-    if (udpOk) return port;
-  }
-  throw new Error('no free DNS port found');
-}
+import { freeUdpTcpPort } from '../../support/ports.ts';
 
 export interface RunningPeer {
   port: number;
@@ -74,7 +52,7 @@ export async function waitForAnswer(port: number, name: string, type: 'SOA' | 'A
 }
 
 export async function startUnbound(dir: string, knotPort: number, stubZones: string[]): Promise<RunningPeer> {
-  const port = await freeDnsPort();
+  const port = await freeUdpTcpPort();
   await mkdir(dir, { recursive: true });
   const conf = [
     'server:',

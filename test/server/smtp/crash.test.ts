@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { createStore } from '../../../src/server/store/create-store.ts';
 import { mxProcessStoreConfig } from './fixtures/mx-process-store.ts';
-import { freePort } from '../../support/pebble.ts';
+import { freePort } from '../../support/ports.ts';
 import { ensureDebianPackages } from '../../support/debian.ts';
 
 ensureDebianPackages(['openssl']);
