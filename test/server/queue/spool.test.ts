@@ -149,6 +149,41 @@ describe('spool', () => {
     assert.ok(dirSync > log.indexOf(renames[1]!) && dirSync < log.indexOf('resolved'), `folder fsynced after the last rename, before accept resolved\n${log.join('\n')}`);
   });
 
+  it('accepts a message already in memory (as the SMTP listener passes it) with the same fsync-before-rename order, and refuses an oversized one leaving nothing', async () => {
+    const dir = join(root, 'in-memory');
+    const spool = await FileSpool.open({ dir, maxMessageBytes: 4096 });
+    const prefix = Buffer.from('Received: from test\r\n');
+    const body = message('in memory');
+    const fsLog = await recordFs();
+    const log = fsLog.log;
+    let entryId: string;
+    try {
+      entryId = (await spool.accept(envelope(), [prefix, body])).id;
+      log.push('resolved');
+    } finally {
+      fsLog.restore();
+    }
+    const renames = log.filter((l) => l.startsWith('rename'));
+    assert.equal(renames.length, 2, log.join('\n'));
+    for (const r of renames) {
+      const [, from] = /^rename (\S+) -> /.exec(r)!;
+      const syncedAt = log.indexOf(`fsynced ${from}`);
+      assert.ok(syncedAt >= 0 && syncedAt < log.indexOf(r), `temp file fsynced before ${r}\n${log.join('\n')}`);
+    }
+    assert.ok(renames[0]!.endsWith(`${entryId}.eml`) && renames[1]!.endsWith(`${entryId}.json`), 'message file lands before the state file that commits it');
+    const dirSynced = log.lastIndexOf(`fsynced ${dir}`);
+    assert.ok(log.indexOf(`fsync ${dir}`, log.indexOf(renames[1]!)) > 0 && dirSynced < log.indexOf('resolved'), `folder fsynced after the last rename, before accept resolved\n${log.join('\n')}`);
+    assert.deepEqual(await spool.read(entryId), Buffer.concat([prefix, body]));
+    const state = await spool.load(entryId);
+    assert.equal(state?.messageId, 'm1@example.com');
+    assert.equal(state?.size, prefix.length + body.length);
+
+    const err = await spool.accept(envelope(), [prefix, Buffer.alloc(5000, 0x61)]).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof SpoolError);
+    assert.equal(err.reason, 'too-large');
+    assert.deepEqual((await readdir(dir)).sort(), [`${entryId}.eml`, `${entryId}.json`], 'the refused message left no file');
+  });
+
   it('under concurrent accepts, resolves each only after a folder fsync that began after its renames, sharing folder fsyncs', async () => {
     const dir = join(root, 'group');
     const spool = await FileSpool.open({ dir, maxMessageBytes: 1 << 20 });
