@@ -1,29 +1,19 @@
 // `postern dns plan` prints a zone that Debian's `named-checkzone` (BIND 9) loads without a single complaint.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureDebianPackages } from '../support/debian.ts';
+import { runPosternCli } from '../support/postern-cli.ts';
 
 ensureDebianPackages(['bind9-utils']);
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = join(ROOT, 'src', 'cli', 'main.ts');
-
-async function postern(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const [code] = await once(child, 'exit') as [number | null];
-  return { code, stdout, stderr };
-}
+const postern = (args: string[]) => runPosternCli(args, { cwd: ROOT });
 
 let dir: string;
 before(async () => { dir = await mkdtemp(join(tmpdir(), 'postern-dns-plan-')); });

@@ -2,15 +2,15 @@
 // mail port (STARTTLS on 25/587, implicit on 465/993/995/443), listeners, queue and the certificate file.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { generateKeyPairSync } from 'node:crypto';
 import { stringify } from 'yaml';
 import { pino } from 'pino';
 import { ensureDebianPackages } from '../support/debian.ts';
+import { freePort } from '../support/ports.ts';
+import { runPosternCli } from '../support/postern-cli.ts';
 import { makeTestCa } from '../server/diagnostics/test-pki.ts';
 import { loadServerConfigFile, startServer, type RunningServer } from '../../src/server/main.ts';
 
@@ -22,13 +22,6 @@ let server: RunningServer | undefined;
 let configFile: string;
 let caFile: string;
 const ports: Record<string, number> = {};
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  const p = await new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'postern-doctor-local-'));
@@ -58,17 +51,8 @@ after(async () => {
 
 test('doctor --local checks TLS on every port, the listeners, queue and certificate of the running server', async () => {
   const portMap = `25=${ports.smtp},587=${ports.submission},465=${ports.submissions},993=${ports.imaps},995=${ports.pop3s},443=${ports.https}`;
-  const cli = join(import.meta.dirname, '../../src/cli/main.ts');
-  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'doctor', '--local', '--config', configFile, '--ipv4', '192.0.2.10', '--only', 'host,tls',
-      '--port-map', portMap, '--ca', caFile, '--timeout', '5000', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  const r = await runPosternCli(['doctor', '--local', '--config', configFile, '--ipv4', '192.0.2.10', '--only', 'host,tls',
+    '--port-map', portMap, '--ca', caFile, '--timeout', '5000', '--json']);
   assert.equal(r.stderr, '');
   const out = JSON.parse(r.stdout) as { results: { id: string; status: string; message: string }[] };
   const byId = Object.fromEntries(out.results.map((x) => [x.id, x]));

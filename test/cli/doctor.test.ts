@@ -3,9 +3,9 @@
 // bad usage; one line per check with the fix, or JSON.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runPosternCli as postern } from '../support/postern-cli.ts';
 import { ensureDebianPackages } from '../support/debian.ts';
 import { startDoctorWorld, type DoctorWorld } from '../server/diagnostics/doctor-world.ts';
 import { runDoctor } from '../../src/cli/doctor.ts';
@@ -13,7 +13,6 @@ import { runDoctor } from '../../src/cli/doctor.ts';
 ensureDebianPackages(['knot', 'unbound', 'openssl']);
 
 let world: DoctorWorld;
-const cli = join(import.meta.dirname, '../../src/cli/main.ts');
 
 before(async () => {
   world = await startDoctorWorld();
@@ -21,18 +20,6 @@ before(async () => {
 after(async () => {
   await world?.stop();
 });
-
-function postern(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const common = () => ['--stacks-dir', world.stacksDir, '--server', world.resolverAddress, '--only', 'dns,ptr,dnsbl',
   '--dnsbl', 'zen.bl.test', '--dnsbl-domain', 'dbl.bl.test', '--connect', '127.0.0.1', '--port-map', `443=${world.httpsPort}`,
