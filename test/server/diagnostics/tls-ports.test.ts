@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
-import { createServer as createTcp, type Server as TcpServer } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { ensureDebianPackages } from '../../support/debian.ts';
+import { freePort } from '../../support/ports.ts';
 import { makeTestCa } from './test-pki.ts';
 import { checkTls, MAIL_TLS_SERVICES } from '../../../src/server/diagnostics/tls.ts';
 import { checkInboundPorts, checkOutbound25, MAIL_PORTS } from '../../../src/server/diagnostics/ports.ts';
@@ -42,14 +42,6 @@ function listenTls(cert: { cert: string; key: string }): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
 }
 
-/** A port nothing listens on: bound, noted, closed. */
-async function unusedPort(): Promise<number> {
-  const s: TcpServer = createTcp();
-  const port = await new Promise<number>((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as { port: number }).port)));
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'postern-doctor-tls-'));
   const ca = await makeTestCa(join(dir, 'ca'));
@@ -72,7 +64,8 @@ before(async () => {
   bad.set(465, await listenTls(wrongName));
   bad.set(993, await listenTls(soon));
   bad.set(995, await listenTls(selfSigned));
-  closedPort = await unusedPort();
+  // A port nothing listens on: the kernel handed it out and it was closed again.
+  closedPort = await freePort();
   bad.set(443, closedPort);
 });
 
