@@ -230,19 +230,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       }
       if (failure) throw failure;
       const messageId = findMessageId(Buffer.concat(head));
-      const entry: StoredEntry = {
-        id,
-        envelope: {
-          from: envelope.from,
-          to: recipients,
-          client: { ...envelope.client },
-          ...(envelope.authenticatedUser !== undefined ? { authenticatedUser: envelope.authenticatedUser } : {}),
-        },
-        receivedAt: this.now(),
-        size,
-        recipients: recipients.map((address) => ({ address, status: 'pending', attempts: 0 })),
-        ...(messageId ? { messageId } : {}),
-      };
+      const entry = this.newEntry(id, envelope, recipients, size, messageId);
       // Both temp files are fsynced at once (one wait instead of two); neither is visible until renamed.
       const [synced, state] = await Promise.allSettled([fh.sync(), writeTempDurable(statePath, JSON.stringify(entry))]);
       if (state.status === 'fulfilled') tmpState = state.value;
@@ -267,6 +255,23 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     }
   }
 
+  /** The state of a just-accepted entry: every recipient pending. */
+  private newEntry(id: string, envelope: SpoolEnvelope, recipients: string[], size: number, messageId: string | undefined): StoredEntry {
+    return {
+      id,
+      envelope: {
+        from: envelope.from,
+        to: recipients,
+        client: { ...envelope.client },
+        ...(envelope.authenticatedUser !== undefined ? { authenticatedUser: envelope.authenticatedUser } : {}),
+      },
+      receivedAt: this.now(),
+      size,
+      recipients: recipients.map((address) => ({ address, status: 'pending', attempts: 0 })),
+      ...(messageId ? { messageId } : {}),
+    };
+  }
+
   /**
    * accept() for a message already in memory. Everything the state file holds is known up front, so both temp
    * files are written and fsynced side by side, each in one write; their closes run behind the renames. The
@@ -288,19 +293,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     const id = newSpoolId(this.now());
     const msgPath = this.messagePath(id);
     const statePath = this.statePath(id);
-    const entry: StoredEntry = {
-      id,
-      envelope: {
-        from: envelope.from,
-        to: recipients,
-        client: { ...envelope.client },
-        ...(envelope.authenticatedUser !== undefined ? { authenticatedUser: envelope.authenticatedUser } : {}),
-      },
-      receivedAt: this.now(),
-      size,
-      recipients: recipients.map((address) => ({ address, status: 'pending', attempts: 0 })),
-      ...(messageId ? { messageId } : {}),
-    };
+    const entry = this.newEntry(id, envelope, recipients, size, messageId);
     const tmpMsg = tempPathFor(msgPath);
     const tmpState = tempPathFor(statePath);
     const closing: Promise<void>[] = [];
