@@ -2,7 +2,7 @@
 // committed row (an APPEND that got OK, a delivery that got 250) survives power loss, not just a crash.
 import type { DatabaseSync } from 'node:sqlite';
 
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -109,6 +109,10 @@ CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries(created);
  * Steps from an older schema version to the next, each run in one transaction with the version bump. A state
  * dir written by an older Postern opens after its missing steps ran; a newer one is refused.
  */
+// FETCH ENVELOPE reads this narrow covering index instead of the wide contents rows (header blob, JSON): about
+// half the SQLite time of a 10,000-message FETCH. Not in DDL: before version 4 the column does not exist yet.
+const ENVELOPE_INDEX_DDL = 'CREATE INDEX IF NOT EXISTS contents_envelope_imap ON contents(id, envelope_imap)';
+
 const MIGRATIONS: Record<number, (db: DatabaseSync) => void> = {
   2: (db) => db.exec(DELIVERIES_DDL), // 2 → 3: the deliveries table; existing mail needs no change
   // 3 → 4: ENVELOPE cached as IMAP text. Older rows keep NULL and FETCH builds theirs from the JSON envelope.
@@ -116,6 +120,7 @@ const MIGRATIONS: Record<number, (db: DatabaseSync) => void> = {
     const cols = db.prepare("SELECT name FROM pragma_table_info('contents')").all() as Array<{ name: string }>;
     if (!cols.some((c) => c.name === 'envelope_imap')) db.exec('ALTER TABLE contents ADD COLUMN envelope_imap TEXT');
   },
+  4: (db) => db.exec(ENVELOPE_INDEX_DDL), // 4 → 5: the covering index FETCH ENVELOPE reads
 };
 
 export function openSchema(db: DatabaseSync): void {
@@ -124,6 +129,7 @@ export function openSchema(db: DatabaseSync): void {
   const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
   if (!row) {
     db.exec(DELIVERIES_DDL);
+    db.exec(ENVELOPE_INDEX_DDL);
     db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
     return;
   }

@@ -98,7 +98,7 @@ class Notifier implements StoreNotifier {
 }
 
 /** A fetch() row: uid, flags, keywords, modseq, size, internal date, zone, IMAP envelope, envelope JSON, body structure JSON, header. */
-type FetchRow = [number, number, string, number, number, number, number, string | null, string | null, string | null, Uint8Array | null];
+type FetchRow = [number, number, string, number, number, number, number, string | null, string | null, string | null, Uint8Array | null, number];
 
 function metaOf(r: MessageRow): MessageMeta {
   return { uid: r.uid, flags: flagList(r.flags, r.keywords), modseq: r.modseq, size: r.size, internalDate: r.internal_date, internalDateZone: r.internal_zone };
@@ -568,11 +568,24 @@ export class SqliteStore implements MailStore {
     const where = this.uidWhere(mailboxId, uids, params);
     // Fixed column positions: rows come back as arrays (no per-row object with named keys: this runs per message).
     const cols = ['m.uid', 'm.flags', 'm.keywords', 'm.modseq', 'm.size', 'm.internal_date', 'm.internal_zone'];
-    // With envelopeImap the JSON envelope is read only for rows without the cached text.
-    cols.push(wanted.envelopeImap ? 'c.envelope_imap' : 'NULL');
-    cols.push(wanted.envelopeImap ? 'CASE WHEN c.envelope_imap IS NULL THEN c.envelope END' : wanted.envelope ? 'c.envelope' : 'NULL');
-    cols.push(wanted.bodyStructure ? 'c.body_structure' : 'NULL', wanted.header ? 'c.header' : 'NULL');
-    const stmt = this.db.prepare(`SELECT ${cols.join(', ')} FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ? AND ${where} ORDER BY m.uid`);
+    let from = 'messages m';
+    // The usual client sync (FLAGS, ENVELOPE) reads only the covering index of cached envelope texts, never the wide
+    // contents rows; metadata alone needs no contents at all.
+    const narrow = !wanted.bodyStructure && !wanted.header && !wanted.envelope;
+    if (narrow) {
+      cols.push(wanted.envelopeImap ? 'c.envelope_imap' : 'NULL', 'NULL', 'NULL', 'NULL');
+      if (wanted.envelopeImap) from = 'messages m JOIN contents c INDEXED BY contents_envelope_imap ON c.id = m.content_id';
+    } else {
+      // With envelopeImap the JSON envelope is read only for rows without the cached text.
+      cols.push(wanted.envelopeImap ? 'c.envelope_imap' : 'NULL');
+      cols.push(wanted.envelopeImap ? 'CASE WHEN c.envelope_imap IS NULL THEN c.envelope END' : wanted.envelope ? 'c.envelope' : 'NULL');
+      cols.push(wanted.bodyStructure ? 'c.body_structure' : 'NULL', wanted.header ? 'c.header' : 'NULL');
+      from = 'messages m JOIN contents c ON c.id = m.content_id';
+    }
+    cols.push('m.content_id');
+    const sql = `SELECT ${cols.join(', ')} FROM ${from} WHERE m.mailbox_id = ? AND ${where} ORDER BY m.uid`;
+    // FETCH asks batch after batch with one UID range, so that shape is prepared once; other shapes are too many to keep.
+    const stmt = params.length <= 3 ? this.q(sql) : this.db.prepare(sql);
     stmt.setReturnArrays(true);
     const out: FetchedMessage[] = [];
     for (const r of stmt.iterate(...params) as unknown as Iterable<FetchRow>) {
@@ -581,6 +594,11 @@ export class SqliteStore implements MailStore {
       };
       if (r[7] !== null) m.envelopeImap = r[7];
       else if (r[8] !== null) m.envelope = JSON.parse(r[8]);
+      else if (narrow && wanted.envelopeImap) {
+        // No cached text (needs literals, or indexed before version 4): the JSON envelope, from the wide row.
+        const e = this.q('SELECT envelope FROM contents WHERE id = ?').get(r[11]) as { envelope: string } | undefined;
+        if (e) m.envelope = JSON.parse(e.envelope);
+      }
       if (r[9] !== null) m.bodyStructure = JSON.parse(r[9]);
       if (r[10] !== null) m.header = Buffer.from(r[10].buffer, r[10].byteOffset, r[10].byteLength);
       out.push(m);

@@ -30,10 +30,10 @@ describe('cached IMAP envelope', () => {
     assert.equal(eightBit!.envelopeImap, undefined);
     assert.equal(eightBit!.envelope!.subject, 'caf\u00e9 cr\u00e8me');
 
-    // A version-3 index has no envelope_imap column: it opens, gains the column, and FETCH falls back to the JSON.
+    // A version-3 index has no envelope_imap column (nor its index): it opens, gains both, and FETCH falls back to the JSON.
     await f.store.close();
     const db = new DatabaseSync(path.join(f.stateDir, 'store', 'index.sqlite'));
-    db.exec("ALTER TABLE contents DROP COLUMN envelope_imap; UPDATE meta SET value = '3' WHERE key = 'schema_version';");
+    db.exec("DROP INDEX contents_envelope_imap; ALTER TABLE contents DROP COLUMN envelope_imap; UPDATE meta SET value = '3' WHERE key = 'schema_version';");
     db.close();
     await f.reopen();
     const [old] = f.store.fetch(mb.id, [[1, 1]], { envelopeImap: true });
@@ -43,7 +43,8 @@ describe('cached IMAP envelope', () => {
     const [, , fresh] = f.store.fetch(mb.id, [[1, Infinity]], { envelopeImap: true });
     assert.match(fresh!.envelopeImap!, /^\("Tue, 24 Nov 2026 10:00:00 \+0000" "after" /);
     const check = new DatabaseSync(path.join(f.stateDir, 'store', 'index.sqlite'), { readOnly: true });
-    assert.equal((check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, '4');
+    assert.equal((check.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, '5');
+    assert.ok(check.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'contents_envelope_imap'").get(), 'the migration builds the covering index');
     check.close();
   });
 });
