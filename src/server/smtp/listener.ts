@@ -38,6 +38,8 @@ export interface SmtpListenerOptions {
   maxRecipients: number;
   maxErrors?: number;
   maxCommandsBeforeMail?: number;
+  /** Pause before the greeting in ms (early-talker detection); 0, the default, greets at once as Postfix does. */
+  greetPauseMs?: number;
   /** Most simultaneous connections on this listener from all addresses. */
   maxClients?: number;
   socketTimeoutMs?: number;
@@ -272,7 +274,7 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
   // Clients without SNI (MTAs connecting by IP address) get smtp-server's default context, built from the PEM
   // pair above: rebuild it on every renewal, for implicit TLS and STARTTLS alike.
   followReloads(o.tls, { setSecureContext: (pem) => server.updateSecureContext(pem) });
-  const sessions = guardSessions(server, { maxErrors: o.maxErrors ?? 20, maxCommandsBeforeMail: o.maxCommandsBeforeMail ?? 25 });
+  const sessions = guardSessions(server, { maxErrors: o.maxErrors ?? 20, maxCommandsBeforeMail: o.maxCommandsBeforeMail ?? 25, greetPauseMs: o.greetPauseMs ?? 0 });
   server.on('error', (err: Error) => {
     // Client resets under load surface here; without a handler they would crash the process (PEERS.md).
     o.log.warn({ err: err.message, listener: o.kind }, 'SMTP connection error');

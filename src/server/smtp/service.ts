@@ -39,6 +39,8 @@ export interface SmtpModuleOptions {
   authBackoff?: AuthBackoffPolicy;
   maxErrors?: number;
   maxCommandsBeforeMail?: number;
+  /** Pause before the greeting on every listener, in ms (default 0: greet at once). */
+  greetPauseMs?: number;
   sweepIntervalMs?: number;
   /** Spooled messages delivered at the same time (default 8). */
   deliveryConcurrency?: number;
@@ -76,7 +78,7 @@ export function createSmtpModule(o: SmtpModuleOptions): SmtpModule {
     listeners.push(createSmtpListener({
       kind, host: o.config.listenAddress, port, hostname: o.config.hostname, localDomains,
       maxMessageBytes: o.config.limits.maxMessageBytes, maxRecipients: o.config.limits.maxRecipients,
-      maxErrors: o.maxErrors, maxCommandsBeforeMail: o.maxCommandsBeforeMail,
+      maxErrors: o.maxErrors, maxCommandsBeforeMail: o.maxCommandsBeforeMail, greetPauseMs: o.greetPauseMs,
       tls: o.tls, store: o.store, spool: o.spool, pipeline, trace: o.trace, connections, authBackoff, memory, log: o.log,
       reverseDns: o.reverseDns,
     }));

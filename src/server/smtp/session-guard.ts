@@ -3,7 +3,8 @@
 // so a reply text that starts with its own code (`5.7.1 Relaying denied`) is sent without the automatic one.
 // Also the graceful stop: smtp-server's close() lets idle sessions sit until its timeout, so shutDown() says
 // 421 to every session between commands and, for one inside DATA or awaiting a reply, right after that reply.
-// Only the connection instance is wrapped, never smtp-server's prototypes.
+// Also the pause before the greeting (greetPauseMs). Only the connection instance is wrapped, never smtp-server's
+// prototypes.
 import type { SMTPServer, SMTPServerSession } from 'smtp-server';
 
 export interface SessionLimits {
@@ -11,6 +12,12 @@ export interface SessionLimits {
   maxErrors: number;
   /** Commands while no transaction is open (EHLO, NOOP, RSET, VRFY, AUTH…) before 421. */
   maxCommandsBeforeMail: number;
+  /**
+   * Pause before the greeting, in ms. smtp-server hard-codes 100 ms (a client that talks before the greeting gets
+   * `421 You talk too soon`); Postfix's smtpd greets at once. 0 greets on the next turn of the event loop, which
+   * still catches a client that pipelines ahead of the greeting in its first packet.
+   */
+  greetPauseMs: number;
 }
 
 export const SHUTDOWN_REPLY = '4.3.2 Service shutting down';
@@ -38,6 +45,11 @@ interface Connection {
   _upgrading: boolean;
   _closing: boolean;
   _closed: boolean;
+  init(): void;
+  _setListeners(callback: () => void): void;
+  connectionReady(): void;
+  _server: { connections: Set<unknown>; options: { maxClients?: number } };
+  name: string;
 }
 
 const OWN_ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
@@ -74,6 +86,16 @@ function instrument(conn: Connection, limits: SessionLimits, shared: { shuttingD
   let errors = 0;
   let commands = 0;
   let closing = false;
+  // The library's init() with our pause instead of its fixed 100 ms (same connection-limit check first).
+  conn.init = () => {
+    conn._setListeners(() => {
+      const max = conn._server.options.maxClients;
+      if (max && conn._server.connections.size > max) return conn.send(421, `${conn.name} Too many connected clients, try again in a moment`, false);
+      const ready = () => conn.connectionReady();
+      if (limits.greetPauseMs > 0) setTimeout(ready, limits.greetPauseMs).unref();
+      else setImmediate(ready);
+    });
+  };
   conn.send = (code, data, context) => {
     if (code === 421 && data === LIBRARY_SHUTDOWN_TEXT) send(code, SHUTDOWN_REPLY, false);
     else if (typeof data === 'string' && OWN_ENHANCED.test(data)) send(code, data, false);
