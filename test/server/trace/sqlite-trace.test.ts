@@ -39,6 +39,24 @@ test('the trace stays bounded', async () => {
   t.close();
 });
 
+test('a running writer’s events reach another reader (as `postern trace` opens it) without a close, with the time they were recorded', async () => {
+  const dir = await tempDir();
+  const t = openTrace(dir);
+  const at = Date.now();
+  for (let i = 0; i < 3; i++) t.record({ traceId: 'live', kind: 'received', detail: `event ${i}`, sender: 'live@example.org' });
+  const r = openTrace(dir, { readOnly: true });
+  let events: string[] = [];
+  for (let tries = 0; tries < 100 && events.length < 3; tries++) {
+    await new Promise((res) => setTimeout(res, 20));
+    events = (r.get('live')?.events ?? []).map((e) => e.detail);
+  }
+  assert.deepEqual(events, ['event 0', 'event 1', 'event 2']);
+  const first = r.get('live')!.events[0]!.at.getTime();
+  assert.ok(first >= at - 1000 && first <= Date.now(), 'recorded time kept');
+  r.close();
+  t.close();
+});
+
 test('postern trace prints a timeline and fails clearly when nothing matches', async () => {
   const dir = await tempDir();
   const t = openTrace(dir);
