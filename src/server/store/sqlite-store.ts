@@ -128,6 +128,8 @@ export class SqliteStore implements MailStore {
   private readonly uidCacheHandedOut = new Set<number>();
   private committing = false;
   private closed = false;
+  /** The index's write-ahead log, fsynced off the main thread after a group commit (syncIndexLog). */
+  private readonly walPath: string;
   private lastDeliveryPrune = 0;
 
   constructor(opts: SqliteStoreOptions) {
@@ -135,7 +137,9 @@ export class SqliteStore implements MailStore {
     this.maxMessageBytes = opts.maxMessageBytes;
     this.mailRoot = path.join(opts.stateDir, 'mail');
     this.notifier = new Notifier(opts.logger);
-    this.db = new DatabaseSync(path.join(opts.stateDir, 'store', 'index.sqlite'));
+    const dbPath = path.join(opts.stateDir, 'store', 'index.sqlite');
+    this.walPath = `${dbPath}-wal`;
+    this.db = new DatabaseSync(dbPath);
     openSchema(this.db);
     registerSearchFunctions(this.db);
     this.pruneDeliveries();
@@ -710,10 +714,14 @@ export class SqliteStore implements MailStore {
           for (const b of batch) b.reject(err);
           continue;
         }
-        const done: Array<{ b: PendingAppend; meta?: MessageMeta; uidValidity?: number; mailbox?: string; earlier?: { mailbox: string; uid: number }; err?: unknown }> = [];
+        const done: Array<{ b: PendingAppend; meta?: MessageMeta; uidValidity?: number; mailbox?: string; earlier?: { mailbox: string; uid: number }; err?: unknown; kept?: boolean }> = [];
         const fts: FtsRow[] = [];
         let redundant = false;
+        let committed = false;
         try {
+          // NORMAL for this transaction only: COMMIT writes the log without fsyncing it on the main thread, and
+          // syncIndexLog() below fsyncs it on libuv's pool before anyone is told. Every other write stays FULL.
+          this.db.exec('PRAGMA synchronous = NORMAL');
           this.db.exec('BEGIN IMMEDIATE');
           for (const b of batch) {
             this.db.exec('SAVEPOINT one_append');
@@ -748,11 +756,24 @@ export class SqliteStore implements MailStore {
           }
           this.flushFts(fts);
           this.db.exec('COMMIT');
+          committed = true;
         } catch (err) {
           if (this.db.isTransaction) this.db.exec('ROLLBACK');
           redundant = false;
           for (const d of done) { d.meta = undefined; d.earlier = undefined; d.err = err; }
           if (done.length < batch.length) for (const b of batch.slice(done.length)) done.push({ b, err });
+        } finally {
+          this.db.exec('PRAGMA synchronous = FULL');
+        }
+        if (committed) {
+          try {
+            await this.syncIndexLog();
+          } catch (err) {
+            // The rows are committed but maybe not on disk: the callers hear of a failure (a delivery is retried
+            // and finds its id; an APPEND gets NO), and the files are on disk for the start-up reconciliation.
+            this.logger.error({ err: (err as Error).message }, 'fsync of the store index log failed');
+            for (const d of done) if (d.meta || d.earlier) { d.meta = undefined; d.earlier = undefined; d.err = err; d.kept = true; }
+          }
         }
         if (redundant) await this.processPendingUnlinks().catch((err: unknown) => this.logger.error({ err: (err as Error).message }, 'removing a redundant delivery copy failed; retried at start'));
         for (const d of done) {
@@ -762,13 +783,30 @@ export class SqliteStore implements MailStore {
           } else if (d.earlier) {
             d.b.resolve({ kind: 'earlier', mailbox: d.earlier.mailbox, uid: d.earlier.uid });
           } else {
-            await fsp.rm(path.join(d.b.dir, 'cur', d.b.file), { force: true });
+            // A committed row keeps its file; only a refused or rolled-back append removes it.
+            if (!d.kept) await fsp.rm(path.join(d.b.dir, 'cur', d.b.file), { force: true });
             d.b.reject(d.err);
           }
         }
       }
       this.committing = false;
     })();
+  }
+
+  /**
+   * Makes committed index transactions durable: fsyncs the write-ahead log on libuv's pool (synchronous=FULL
+   * would do it inside COMMIT, blocking every session for the fsync). A log that is gone was checkpointed into
+   * the database, which SQLite fsyncs before it drops the log.
+   */
+  private async syncIndexLog(): Promise<void> {
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(this.walPath, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    try { await fh.datasync(); } finally { await fh.close(); }
   }
 
   /** Early refusal before writing a file; the transaction checks again. */
