@@ -1,10 +1,39 @@
 // Message files: written once to tmp/, fsynced, renamed into cur/, the folder fsynced — only then may the index
 // row commit. Paths are built from validated addresses and encoded folder names only (see names.ts).
-import { constants, promises as fsp } from 'node:fs';
+import { closeSync, constants, fdatasync, fsync, openSync, promises as fsp, renameSync, rmSync, write, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { splitAddress } from './names.ts';
+
+// Only fsyncs wait for the disk; they run on libuv's pool. Open, write (into the page cache), close and rename
+// run synchronously: microseconds each, where a pool round trip per call cost more main-thread time than the
+// call itself. Writes above SYNC_WRITE_LIMIT go to the pool so a large message never stalls the event loop.
+const fsyncAsync = promisify(fsync);
+const fdatasyncAsync = promisify(fdatasync);
+const writeAsync = promisify(write);
+const SYNC_WRITE_LIMIT = 1024 * 1024;
+
+/** Writes all of `bytes` at the file's current position. */
+async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    done += bytes.length - done <= SYNC_WRITE_LIMIT
+      ? writeSync(fd, bytes, done, bytes.length - done)
+      : (await writeAsync(fd, bytes, done, bytes.length - done, null)).bytesWritten;
+  }
+}
+
+/** fsync (or fdatasync) of a file or folder by path, on libuv's pool. */
+export async function syncPath(target: string, dataOnly = false): Promise<void> {
+  const fd = openSync(target, constants.O_RDONLY);
+  try {
+    await (dataOnly ? fdatasyncAsync(fd) : fsyncAsync(fd));
+  } finally {
+    closeSync(fd);
+  }
+}
 
 const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, '_').slice(0, 64) || 'postern';
 let counter = 0;
@@ -37,13 +66,8 @@ export function deliveryKeyFromFileName(name: string): string | null {
   return DELIVERY_KEY_IN_NAME.exec(colon >= 0 ? name.slice(0, colon + 3) : name)?.[1] ?? null;
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+export function fsyncDir(dir: string): Promise<void> {
+  return syncPath(dir);
 }
 
 export async function ensureMaildir(dir: string): Promise<void> {
@@ -57,24 +81,25 @@ export async function ensureMaildir(dir: string): Promise<void> {
 export async function writeMessageFile(dir: string, bytes: Buffer, info: string, syncDir = true, deliveryKey?: string): Promise<string> {
   const name = newFileName(bytes.length, info, deliveryKey);
   const tmp = path.join(dir, 'tmp', name);
-  let fh;
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+  let fd;
   try {
-    fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    fd = openSync(tmp, flags, 0o600);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     await ensureMaildir(dir); // first message in this folder
-    fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    fd = openSync(tmp, flags, 0o600);
   }
   try {
-    await fh.writeFile(bytes);
-    await fh.sync();
+    await writeAll(fd, bytes);
+    await fsyncAsync(fd);
   } catch (e) {
-    await fh.close();
-    await fsp.rm(tmp, { force: true });
+    closeSync(fd);
+    rmSync(tmp, { force: true });
     throw e;
   }
-  await fh.close();
-  await fsp.rename(tmp, path.join(dir, 'cur', name));
+  closeSync(fd);
+  renameSync(tmp, path.join(dir, 'cur', name));
   if (syncDir) await fsyncDir(path.join(dir, 'cur'));
   return name;
 }

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { Logger } from 'pino';
 import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags } from './flags.ts';
-import { accountDir, deliveryKeyFromFileName, fsyncDir, linkMessageFile, writeMessageFile, ensureMaildir } from './maildir.ts';
+import { accountDir, deliveryKeyFromFileName, fsyncDir, linkMessageFile, syncPath, writeMessageFile, ensureMaildir } from './maildir.ts';
 import { parseMessage, toCrlf, type ParsedMessage } from './mime.ts';
 import { envelopeText } from './imap-envelope.ts';
 import { folderName, normalizeAddress, normalizeMailboxName } from './names.ts';
@@ -799,14 +799,11 @@ export class SqliteStore implements MailStore {
    * the database, which SQLite fsyncs before it drops the log.
    */
   private async syncIndexLog(): Promise<void> {
-    let fh: fsp.FileHandle;
     try {
-      fh = await fsp.open(this.walPath, 'r');
+      await syncPath(this.walPath, true);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    try { await fh.datasync(); } finally { await fh.close(); }
   }
 
   /** Early refusal before writing a file; the transaction checks again. */
