@@ -21,14 +21,17 @@ function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
 
-/** Delivers what is still pending in one spool entry. Throws only when the spool itself fails. */
-export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry): Promise<void> {
+/**
+ * Delivers what is still pending in one spool entry. Throws only when the spool itself fails. `known` is the
+ * message as the spool holds it, when the caller has it in memory.
+ */
+export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry, known?: Buffer): Promise<void> {
   const pending = entry.recipients.filter((r) => r.status === 'pending');
   if (pending.length === 0) {
     await deps.spool.removeIfDone(entry.id);
     return;
   }
-  const message = await deps.spool.read(entry.id);
+  const message = known ?? await deps.spool.read(entry.id);
   const junk = message.subarray(0, JUNK_MARKER.length + 2).toString('latin1') === `${JUNK_MARKER}\r\n`;
   const mailbox: DeliveryOptions['mailbox'] = junk ? 'Junk' : 'INBOX';
   const base = { traceId: entry.id, sender: entry.envelope.from };

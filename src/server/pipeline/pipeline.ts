@@ -42,6 +42,13 @@ export interface PipelineOptions {
 
 /** In-memory backlog cap; beyond it entries wait for the next sweep (they are safe in the spool). */
 const MAX_BACKLOG = 10_000;
+/**
+ * Bytes of just-accepted messages kept for their delivery, so it need not read back what the spool has just
+ * written (and fsynced). Beyond this, delivery reads the spool file as after a restart.
+ */
+const MAX_FRESH_BYTES = 32 * 1024 * 1024;
+
+interface Fresh { entry: SpoolEntry; chunks: readonly Uint8Array[]; bytes: number }
 
 export class Pipeline {
   readonly #o: PipelineOptions;
@@ -49,6 +56,8 @@ export class Pipeline {
   readonly #busy = new Set<string>();
   readonly #queued = new Set<string>();
   readonly #idle: (() => void)[] = [];
+  readonly #fresh = new Map<string, Fresh>();
+  #freshBytes = 0;
   #sweepTimer: NodeJS.Timeout | undefined;
   #stopped = false;
 
@@ -65,8 +74,11 @@ export class Pipeline {
     return ctx.envelope.client.listener === 'mx' ? receiveInbound(deps, message, ctx) : receiveSubmission(deps, message, ctx);
   }
 
-  /** Called once the spool holds the message: records the trace and schedules delivery. */
-  accepted(entry: SpoolEntry, outcome: Extract<ReceiveOutcome, { accept: true }>, ctx: ReceiveContext): void {
+  /**
+   * Called once the spool holds the message: records the trace and schedules delivery. `chunks`, when given, are
+   * the bytes the spool holds for it (delivery uses them instead of reading the file back).
+   */
+  accepted(entry: SpoolEntry, outcome: Extract<ReceiveOutcome, { accept: true }>, ctx: ReceiveContext, chunks?: readonly Uint8Array[]): void {
     const c = entry.envelope.client;
     const base = { traceId: entry.id, messageId: outcome.messageId, sender: entry.envelope.from };
     this.#o.trace.record({
@@ -77,15 +89,25 @@ export class Pipeline {
     for (const r of entry.envelope.to) this.#o.trace.record({ ...base, kind: 'received', recipient: r, detail: 'envelope recipient' });
     for (const ch of outcome.checks) this.#o.trace.record({ ...base, kind: 'check', detail: `${ch.name}: ${ch.detail}`, data: { check: ch.name, action: ch.action } });
     if (c.listener === 'mx') this.#o.trace.record({ ...base, kind: 'verdict', detail: outcome.verdict === 'junk' ? 'file in Junk' : 'file in INBOX' });
-    this.dispatch(entry.id);
+    const bytes = chunks?.reduce((n, x) => n + x.length, 0) ?? 0;
+    const keep = chunks !== undefined && bytes === entry.size && this.#freshBytes + bytes <= MAX_FRESH_BYTES;
+    if (keep) {
+      this.#fresh.set(entry.id, { entry, chunks, bytes });
+      this.#freshBytes += bytes;
+    }
+    if (!this.dispatch(entry.id) && keep) this.#dropFresh(entry.id);
   }
 
-  /** Schedules delivery of a spool entry (the queue may call this for the DSNs it spools). */
-  dispatch(id: string): void {
-    if (this.#stopped || this.#queued.has(id) || this.#busy.has(id) || this.#backlog.length >= MAX_BACKLOG) return;
+  /**
+   * Schedules delivery of a spool entry (the queue may call this for the DSNs it spools). False when it was not
+   * scheduled now (stopping, already scheduled, backlog full: the sweep finds it).
+   */
+  dispatch(id: string): boolean {
+    if (this.#stopped || this.#queued.has(id) || this.#busy.has(id) || this.#backlog.length >= MAX_BACKLOG) return false;
     this.#queued.add(id);
     this.#backlog.push(id);
     this.#pump();
+    return true;
   }
 
   /** Processes spooled-but-unfinished entries (after a crash) and starts the periodic sweep. */
@@ -103,6 +125,8 @@ export class Pipeline {
     clearInterval(this.#sweepTimer);
     this.#backlog.length = 0;
     this.#queued.clear();
+    this.#fresh.clear();
+    this.#freshBytes = 0;
     await this.idle();
   }
 
@@ -134,8 +158,22 @@ export class Pipeline {
     }
   }
 
+  #dropFresh(id: string): Fresh | undefined {
+    const fresh = this.#fresh.get(id);
+    if (fresh) {
+      this.#fresh.delete(id);
+      this.#freshBytes -= fresh.bytes;
+    }
+    return fresh;
+  }
+
   async #run(id: string): Promise<void> {
     try {
+      const fresh = this.#dropFresh(id);
+      if (fresh) {
+        await deliverEntry(this.#o, fresh.entry, Buffer.concat(fresh.chunks));
+        return;
+      }
       const entry = await this.#o.spool.get(id);
       if (entry) await deliverEntry(this.#o, entry);
     } catch (err) {

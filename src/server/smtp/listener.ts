@@ -262,8 +262,9 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
     // The entry is durable: the trace records and the delivery scheduling run after the 250 is written, not
     // before it (smtp-server writes the reply in the callback that the returned promise feeds).
     const spooled = entry;
+    const bytes = [outcome.prefix, outcome.message ?? guarded.message];
     setImmediate(() => {
-      try { o.pipeline.accepted(spooled, outcome, ctx); } catch (err) {
+      try { o.pipeline.accepted(spooled, outcome, ctx, bytes); } catch (err) {
         o.log.error({ err, id: spooled.id }, 'recording an accepted message failed; the sweep delivers it');
       }
     });
