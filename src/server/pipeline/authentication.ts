@@ -35,8 +35,21 @@ function summarise(r: AuthenticateResult): Record<string, string> {
   };
 }
 
+const SIGNATURE_FIELD = /^(?:dkim-signature|arc-seal|arc-message-signature|arc-authentication-results)[ \t]*:/im;
+
+/**
+ * What mailauth needs to read: a message with no DKIM or ARC signature has no body hash to check, so its header
+ * section alone gives the same SPF, DKIM (none), DMARC and ARC (none) results without hashing the body.
+ */
+export function authenticationInput(message: Buffer): Buffer {
+  const end = message.indexOf('\r\n\r\n');
+  if (end < 0) return message;
+  const head = message.subarray(0, end + 4);
+  return SIGNATURE_FIELD.test(head.toString('latin1')) ? message : head;
+}
+
 export async function checkAuthentication(input: AuthCheckInput): Promise<AuthCheckOutcome> {
-  const r = await authenticate(input.message, {
+  const r = await authenticate(authenticationInput(input.message), {
     ip: input.ip,
     helo: input.helo,
     sender: input.sender || undefined,

@@ -9,10 +9,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
+import { authenticate } from 'mailauth';
+import { checkAuthentication } from '../../../src/server/pipeline/authentication.ts';
 import nodemailer from 'nodemailer';
 import { ensureDebianPackages } from '../../support/debian.ts';
 import { startKnot, txt, zoneText } from '../../support/knot.ts';
 import type { Knot } from '../../support/knot.ts';
+import { openSession } from '../../support/raw-smtp.ts';
 import { startPostern } from '../../support/smtp-harness.ts';
 import type { RunningPostern } from '../../support/smtp-harness.ts';
 import type { DkimKey } from '../../../src/server/pipeline/dkim-signer.ts';
@@ -122,4 +125,39 @@ test('MX: DMARC p=reject failure is filed in Junk when configured so', async () 
   assert.ok(!junkPostern.store.messages('bob@example.com').some((m) => m.includes('forged-2@x')));
   const m = junkPostern.store.messages('bob@example.com', 'Junk')[0]!.toString();
   assert.match(m, /dmarc=fail/);
+});
+
+test('MX: a DKIM-signed message is verified over its body (dkim=pass), a changed body fails (dkim=fail)', async () => {
+  const t = nodemailer.createTransport({ host: '127.0.0.1', port: p.ports.submission, requireTLS: true, tls: { rejectUnauthorized: false }, auth: { user: 'alice@example.com', pass: 'alice-secret-1' } });
+  await t.sendMail({ from: 'Alice <alice@example.com>', to: 'bob@example.com', subject: 'to relay', text: 'Body that is signed.\n', messageId: '<relay-1@example.com>' });
+  t.close();
+  await until(() => p.store.messages('bob@example.com').some((m) => m.includes('relay-1@example.com')), 'delivery');
+  const signed = p.store.messages('bob@example.com').find((m) => m.includes('relay-1@example.com'))!.toString();
+  // Our own headers from the first pass are dropped; the signed part stays as it is.
+  const start = signed.indexOf('DKIM-Signature:');
+  const original = signed.slice(start);
+  for (const [id, body] of [['relay-2', original], ['relay-3', original.replace('Body that is signed.', 'Body that was changed.')]] as const) {
+    const s = await openSession(p.ports.mx);
+    assert.equal((await s.command('MAIL FROM:<alice@example.com>')).code, 250);
+    assert.equal((await s.command('RCPT TO:<bob@example.com>')).code, 250);
+    assert.equal((await s.command('DATA')).code, 354);
+    const r = await s.command(`X-Copy: ${id}\r\n${body.replace(/\r\n\.\r\n$/, '\r\n')}.`);
+    assert.equal(r.code, 250, r.text);
+    await s.command('QUIT');
+  }
+  await until(() => p.store.messages('bob@example.com').filter((m) => /X-Copy: relay-[23]/.test(m.toString())).length === 2, 'both copies');
+  const copy = (id: string) => p.store.messages('bob@example.com').find((m) => m.includes(`X-Copy: ${id}`))!.toString();
+  assert.match(copy('relay-2'), /Authentication-Results: [^;]+;\s+dkim=pass header\.i=@example\.com header\.s=rsa2026/);
+  assert.match(copy('relay-3'), /Authentication-Results: [^;]+;\s+dkim=(?:fail|neutral)/);
+  assert.doesNotMatch(copy('relay-3').slice(0, copy('relay-3').indexOf('X-Copy:')), /dkim=pass/);
+});
+
+test('an unsigned message gets the same verdicts and header from its header section alone as from the whole message', async () => {
+  for (const [from, ip] of [['news@lax.example.org', '127.0.0.1'], ['ceo@strict.example.org', '192.0.2.7']] as const) {
+    const message = Buffer.from(`From: <${from}>\r\nTo: <bob@example.com>\r\nSubject: hello\r\nMessage-ID: <eq@x>\r\n\r\n${'a body line\r\n'.repeat(200)}`);
+    const input = { ip, helo: 'mx.example.net', sender: from, hostname: 'mail.example.com', resolver: dns.resolver };
+    const ours = await checkAuthentication({ ...input, message, dmarcRejectAction: 'reject' });
+    const whole = await authenticate(message, { ip, helo: input.helo, sender: from, mta: input.hostname, resolver: dns.resolver, disableBimi: true });
+    assert.equal(ours.headers, whole.headers);
+  }
 });
