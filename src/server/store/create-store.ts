@@ -17,6 +17,8 @@ export async function createStore(config: Pick<ServerConfig, 'stateDir' | 'users
   try {
     store.syncAccounts(config.users, config.aliases);
     store.reconcileReport = await reconcile(store, log);
+    const reindexed = await store.indexMissingFts();
+    if (reindexed) log.warn({ messages: reindexed }, 'body search index rebuilt for messages a crash left unindexed');
   } catch (err) {
     await store.close();
     throw err;

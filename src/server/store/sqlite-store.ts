@@ -51,6 +51,14 @@ interface MessageRow {
   size: number; internal_date: number; internal_zone: number;
 }
 type FtsRow = [number, string, string];
+
+// Body text is indexed behind delivery, in batches: FTS5 writes a segment per transaction, and the trigram
+// tokenizer is the costliest part of storing a message. Rows wait at most FTS_DELAY_MS (or until a batch is full);
+// SEARCH flushes first, so it never misses a message. A crash loses only queued rows, which the next start
+// rebuilds from the message files (indexMissingFts).
+const FTS_DELAY_MS = 250;
+const FTS_BATCH_ROWS = 500;
+const FTS_BATCH_CHARS = 16 * 1024 * 1024;
 /** What a queued append ends as: stored now, or (a delivery whose id was stored already) the earlier copy. */
 type CommitOutcome =
   | { kind: 'stored'; result: AppendResult; mailbox: string }
@@ -128,6 +136,10 @@ export class SqliteStore implements MailStore {
   private readonly uidCacheHandedOut = new Set<number>();
   private committing = false;
   private closed = false;
+  /** Text waiting for the FTS index, by content id (a re-used id replaces the row of its deleted predecessor). */
+  private readonly ftsQueue = new Map<number, [string, string]>();
+  private ftsQueueChars = 0;
+  private ftsTimer: NodeJS.Timeout | null = null;
   /** The index's write-ahead log, fsynced off the main thread after a group commit (syncIndexLog). */
   private readonly walPath: string;
   private lastDeliveryPrune = 0;
@@ -655,6 +667,83 @@ export class SqliteStore implements MailStore {
     for (const [id, headers, body] of rows) stmt.run(id, headers, body);
   }
 
+  /** Queues committed contents' text for the FTS index (see FTS_DELAY_MS). */
+  private queueFts(rows: FtsRow[]): void {
+    for (const [id, headers, body] of rows) {
+      this.ftsQueue.set(id, [headers, body]);
+      this.ftsQueueChars += headers.length + body.length;
+    }
+    if (this.ftsQueue.size >= FTS_BATCH_ROWS || this.ftsQueueChars >= FTS_BATCH_CHARS) this.flushFtsQueue();
+    else if (this.ftsQueue.size && !this.ftsTimer) {
+      this.ftsTimer = setTimeout(() => this.flushFtsQueue(), FTS_DELAY_MS);
+      this.ftsTimer.unref();
+    }
+  }
+
+  /**
+   * Indexes the queued text in one transaction. Rows of contents deleted meanwhile are skipped. synchronous=NORMAL:
+   * a power cut may undo the batch, and the next start indexes those contents again from their files.
+   */
+  flushFtsQueue(): void {
+    if (!this.closed) this.writeFtsQueue();
+  }
+
+  private writeFtsQueue(): void {
+    if (this.ftsTimer) { clearTimeout(this.ftsTimer); this.ftsTimer = null; }
+    if (this.ftsQueue.size === 0) return;
+    if (this.db.isTransaction) { // never inside another write: come back shortly
+      this.ftsTimer = setTimeout(() => this.flushFtsQueue(), FTS_DELAY_MS);
+      this.ftsTimer.unref();
+      return;
+    }
+    const rows = [...this.ftsQueue];
+    this.ftsQueue.clear();
+    this.ftsQueueChars = 0;
+    try {
+      this.db.exec('PRAGMA synchronous = NORMAL');
+      this.tx(() => {
+        const stmt = this.q('INSERT INTO fts(rowid, headers, body) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM contents WHERE id = ?)');
+        for (const [id, [headers, body]] of rows) stmt.run(id, headers, body, id);
+      });
+    } catch (err) {
+      // Kept for the next try; SEARCH meanwhile finds these messages by their other keys only.
+      this.logger.error({ err: (err as Error).message, rows: rows.length }, 'FTS indexing failed; will retry');
+      for (const [id, text] of rows) {
+        if (this.ftsQueue.has(id)) continue;
+        this.ftsQueue.set(id, text);
+        this.ftsQueueChars += text[0].length + text[1].length;
+      }
+      this.ftsTimer ??= setTimeout(() => this.flushFtsQueue(), FTS_DELAY_MS * 4);
+      this.ftsTimer.unref();
+    } finally {
+      this.db.exec('PRAGMA synchronous = FULL');
+    }
+  }
+
+  /**
+   * Start-up: contents that have no FTS row (their queued text was lost to a crash) are indexed from their files.
+   * Returns how many.
+   */
+  async indexMissingFts(): Promise<number> {
+    const rows = this.db.prepare(`SELECT c.id AS id, m.file AS file, mb.account AS account, mb.folder AS folder
+      FROM contents c JOIN messages m ON m.content_id = c.id JOIN mailboxes mb ON mb.id = m.mailbox_id
+      WHERE NOT EXISTS (SELECT 1 FROM fts_content f WHERE f.id = c.id) GROUP BY c.id`).all() as Array<{ id: number; file: string; account: string; folder: string }>;
+    let indexed = 0;
+    for (const r of rows) {
+      let raw: Buffer;
+      try {
+        raw = await fsp.readFile(path.join(accountDir(this.mailRoot, r.account), r.folder, 'cur', r.file));
+      } catch {
+        continue; // a missing file is reported by the reconciliation
+      }
+      const parsed = parseMessage(toCrlf(raw));
+      this.queueFts([[r.id, parsed.headerText.toLowerCase(), parsed.bodyText.toLowerCase()]]);
+      indexed++;
+    }
+    this.flushFtsQueue();
+    return indexed;
+  }
+
   private dropUnreferencedContents(ids: Iterable<number>): void {
     for (const id of new Set(ids)) {
       if (this.q('SELECT 1 FROM messages WHERE content_id = ? LIMIT 1').get(id)) continue;
@@ -754,7 +843,6 @@ export class SqliteStore implements MailStore {
               done.push({ b, err });
             }
           }
-          this.flushFts(fts);
           this.db.exec('COMMIT');
           committed = true;
         } catch (err) {
@@ -766,6 +854,7 @@ export class SqliteStore implements MailStore {
           this.db.exec('PRAGMA synchronous = FULL');
         }
         if (committed) {
+          this.queueFts(fts);
           try {
             await this.syncIndexLog();
           } catch (err) {
@@ -970,6 +1059,7 @@ export class SqliteStore implements MailStore {
   }
 
   search(mailboxId: number, key: SearchKey): number[] {
+    this.flushFtsQueue();
     const resolved = this.resolveSearchSets(mailboxId, key);
     const { sql, params } = compileSearch(resolved);
     const rows = this.db.prepare(`SELECT m.uid FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ? AND ${sql} ORDER BY m.uid`)
@@ -1070,6 +1160,7 @@ export class SqliteStore implements MailStore {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.pendingWrites]);
+    this.writeFtsQueue();
     this.stmts.clear();
     this.db.close();
   }

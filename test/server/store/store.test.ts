@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
 import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -78,6 +79,29 @@ describe('durability', () => {
     assert.deepEqual(store.reconcileReport.missing, []);
     // Every file on disk is indexed (an interrupted append's file becomes a message, never a ghost).
     assert.equal(readdirSync(curDir(f)).length, store.status(inbox.id).messages);
+  });
+});
+
+describe('body search index', () => {
+  it('finds a message by its body at once, and after a crash that lost its queued index text', async () => {
+    const f = await fixture();
+    const inbox = f.store.getMailbox(ALICE, 'INBOX')!;
+    const a = await f.store.append(inbox.id, message('fresh', 'the xylograph arrived\r\n'));
+    assert.deepEqual(f.store.search(inbox.id, { type: 'body', value: 'XYLOGRAPH' }), [a.uid], 'searchable right after APPEND');
+    await f.store.close();
+    const child = spawn(process.execPath, [path.join(import.meta.dirname, 'append-then-die.ts'), f.stateDir, 'quillwort'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    const signal = await new Promise((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+    assert.equal(signal, 'SIGKILL');
+    const uid = Number(out.trim());
+    const raw = new DatabaseSync(path.join(f.stateDir, 'store', 'index.sqlite'), { readOnly: true });
+    const indexed = (raw.prepare('SELECT count(*) AS n FROM fts_content').get() as { n: number }).n;
+    raw.close();
+    assert.equal(indexed, 1, 'the killed process had not indexed its message (so the start must)');
+    const store = await f.reopen();
+    assert.deepEqual(store.search(inbox.id, { type: 'body', value: 'quillwort' }), [uid]);
+    assert.deepEqual(store.search(inbox.id, { type: 'text', value: 'xylograph' }), [a.uid]);
   });
 });
 
