@@ -84,6 +84,8 @@ CREATE TRIGGER IF NOT EXISTS messages_counts_update AFTER UPDATE OF flags ON mes
   WHERE id = NEW.mailbox_id;
 END;
 CREATE TABLE IF NOT EXISTS vanished(mailbox_id INTEGER NOT NULL, uid INTEGER NOT NULL, modseq INTEGER NOT NULL, PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
+-- Oldest expunge records are pruned per mailbox (sqlite-store.ts pruneVanished); this finds them.
+CREATE INDEX IF NOT EXISTS vanished_modseq ON vanished(mailbox_id, modseq);
 -- Files (or whole folders) whose index rows are gone: removed after the commit, and again at start after a crash,
 -- so an expunged message can never come back as an "orphan file".
 CREATE TABLE IF NOT EXISTS pending_unlink(path TEXT PRIMARY KEY, recursive INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;

@@ -40,7 +40,16 @@ export interface SqliteStoreOptions {
   logger: Logger;
   /** Largest message append/deliver accepts (bytes). */
   maxMessageBytes: number;
+  /** Expunge records kept per mailbox for QRESYNC (default VANISHED_KEEP); older ones are pruned. */
+  vanishedKeep?: number;
 }
+
+/**
+ * QRESYNC needs to know which UIDs vanished since a client's MODSEQ. Records beyond this many per mailbox are
+ * pruned (oldest first) so the table cannot grow forever; a client older than the pruned range is told every
+ * UID it may have had that is gone (RFC 7162 3.2.5.1 allows reporting more than vanished since its MODSEQ).
+ */
+const VANISHED_KEEP = 20_000;
 
 interface MailboxRow {
   id: number; account: string; name: string; folder: string; special_use: string | null;
@@ -136,6 +145,7 @@ export class SqliteStore implements MailStore {
   private readonly uidCacheHandedOut = new Set<number>();
   private committing = false;
   private closed = false;
+  private readonly vanishedKeep: number;
   /** Text waiting for the FTS index, by content id (a re-used id replaces the row of its deleted predecessor). */
   private readonly ftsQueue = new Map<number, [string, string]>();
   private ftsQueueChars = 0;
@@ -147,6 +157,7 @@ export class SqliteStore implements MailStore {
   constructor(opts: SqliteStoreOptions) {
     this.logger = opts.logger;
     this.maxMessageBytes = opts.maxMessageBytes;
+    this.vanishedKeep = opts.vanishedKeep ?? VANISHED_KEEP;
     this.mailRoot = path.join(opts.stateDir, 'mail');
     this.notifier = new Notifier(opts.logger);
     const dbPath = path.join(opts.stateDir, 'store', 'index.sqlite');
@@ -410,6 +421,7 @@ export class SqliteStore implements MailStore {
       this.chargeQuota(a, -msgs.reduce((s, m) => s + m.size, 0), -msgs.length);
       this.q('DELETE FROM messages WHERE mailbox_id = ?').run(r.id);
       this.q('DELETE FROM vanished WHERE mailbox_id = ?').run(r.id);
+      this.q('DELETE FROM meta WHERE key = ?').run(`vanished_pruned:${r.id}`);
       this.dropUnreferencedContents(msgs.map((m) => m.content_id));
       this.q('DELETE FROM mailboxes WHERE id = ?').run(r.id);
       // The folder goes as a whole after the commit; recorded first so a crash cannot resurrect it.
@@ -1015,6 +1027,7 @@ export class SqliteStore implements MailStore {
             this.q('INSERT OR REPLACE INTO pending_unlink(path, recursive) VALUES (?, 0)').run(path.join(fromDir, 'cur', r.file));
           }
           expunged = present.map((r) => r.uid);
+          this.pruneVanished(fromId);
         }
         const dropped = rows.filter((r) => !present.includes(r));
         for (const r of dropped) this.q('INSERT OR REPLACE INTO pending_unlink(path, recursive) VALUES (?, 0)').run(path.join(toDir, 'cur', links[rows.indexOf(r)]!));
@@ -1051,6 +1064,7 @@ export class SqliteStore implements MailStore {
       }
       this.chargeQuota(mb.account, -rows.reduce((s, r) => s + r.size, 0), -rows.length);
       this.dropUnreferencedContents(rows.map((r) => r.content_id));
+      this.pruneVanished(mailboxId);
       return { uids: rows.map((r) => r.uid), highestModseq: modseq };
     });
     if (result.uids.length) this.emit({ type: 'expunge', mailboxId, uids: result.uids, highestModseq: result.highestModseq, origin });
@@ -1076,6 +1090,17 @@ export class SqliteStore implements MailStore {
     }
   }
 
+  /**
+   * Keeps the newest `vanishedKeep` expunge records of a mailbox (in a write transaction). The MODSEQ up to which
+   * records were dropped is kept in `meta`, so changesSince() knows when its answer would be incomplete.
+   */
+  private pruneVanished(mailboxId: number): void {
+    const cut = this.q('SELECT modseq FROM vanished WHERE mailbox_id = ? ORDER BY modseq DESC LIMIT 1 OFFSET ?').get(mailboxId, this.vanishedKeep) as { modseq: number } | undefined;
+    if (!cut) return;
+    this.q('DELETE FROM vanished WHERE mailbox_id = ? AND modseq <= ?').run(mailboxId, cut.modseq);
+    this.q('INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)').run(`vanished_pruned:${mailboxId}`, String(cut.modseq));
+  }
+
   changesSince(mailboxId: number, modseq: number, uids?: UidSet): ChangesSince {
     const p1: SQLInputValue[] = [mailboxId, modseq];
     const w1 = this.uidWhere(mailboxId, uids, p1);
@@ -1083,8 +1108,21 @@ export class SqliteStore implements MailStore {
       .all(...p1) as unknown as MessageRow[]).map(metaOf);
     const p2: SQLInputValue[] = [mailboxId, modseq];
     const w2 = uids ? uidSetSql(this.resolveSet(mailboxId, uids).map(([lo, hi]) => [lo, hi === Infinity ? UID_MAX : hi] as const), p2, 'v.uid') : '1';
+    const pruned = Number((this.q('SELECT value FROM meta WHERE key = ?').get(`vanished_pruned:${mailboxId}`) as { value: string } | undefined)?.value ?? 0);
+    if (modseq < pruned) return { changed, vanished: this.absentUids(mailboxId, uids) };
     const vanished = (this.db.prepare(`SELECT uid FROM vanished v WHERE mailbox_id = ? AND modseq > ? AND ${w2} ORDER BY uid`).all(...p2) as Array<{ uid: number }>).map((r) => r.uid);
     return { changed, vanished };
+  }
+
+  /** Every UID below UIDNEXT (within `uids`) that has no message: what a client past the pruned records may hold. */
+  private absentUids(mailboxId: number, uids?: UidSet): number[] {
+    const mb = this.mailboxById(mailboxId);
+    const top = mb.uid_next - 1;
+    const ranges = uids ? this.resolveSet(mailboxId, uids).map(([lo, hi]) => [lo, Math.min(hi === Infinity ? top : hi, top)] as const) : [[1, top] as const];
+    const present = new Set((this.q('SELECT uid FROM messages WHERE mailbox_id = ?').all(mailboxId) as Array<{ uid: number }>).map((r) => r.uid));
+    const out: number[] = [];
+    for (const [lo, hi] of ranges) for (let u = lo; u <= hi; u++) if (!present.has(u)) out.push(u);
+    return out;
   }
 
   tryLock(mailboxId: number): (() => void) | null {

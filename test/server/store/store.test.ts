@@ -9,6 +9,7 @@ import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { folderName } from '../../../src/server/store/names.ts';
+import { SqliteStore } from '../../../src/server/store/sqlite-store.ts';
 import { StoreError, type StoreEvent } from '../../../src/server/store/types.ts';
 import { message, PASSWORD, storeFixture, user, type StoreFixture } from './fixture.ts';
 
@@ -79,6 +80,34 @@ describe('durability', () => {
     assert.deepEqual(store.reconcileReport.missing, []);
     // Every file on disk is indexed (an interrupted append's file becomes a message, never a ghost).
     assert.equal(readdirSync(curDir(f)).length, store.status(inbox.id).messages);
+  });
+});
+
+describe('expunge records for QRESYNC', () => {
+  it('keeps only the newest per mailbox; a client older than the pruned ones is told every UID it may have had', async () => {
+    const f = await fixture();
+    await f.store.close();
+    const s = new SqliteStore({ stateDir: f.stateDir, logger: f.logger, maxMessageBytes: 1 << 20, vanishedKeep: 3 });
+    f.store = s;
+    s.syncAccounts(f.config.users, []);
+    const inbox = s.getMailbox(ALICE, 'INBOX')!;
+    for (let i = 0; i < 10; i++) await s.append(inbox.id, message(`m${i}`, 'x\r\n'));
+    const before = s.status(inbox.id).highestModseq;
+    const after: number[] = [];
+    for (let uid = 1; uid <= 6; uid++) {
+      s.storeFlags(inbox.id, [[uid, uid]], { mode: 'add', flags: ['\\Deleted'] });
+      await s.expunge(inbox.id);
+      after.push(s.status(inbox.id).highestModseq);
+    }
+    const raw = new DatabaseSync(path.join(f.stateDir, 'store', 'index.sqlite'), { readOnly: true });
+    const kept = (raw.prepare('SELECT uid FROM vanished ORDER BY uid').all() as Array<{ uid: number }>).map((r) => r.uid);
+    raw.close();
+    assert.deepEqual(kept, [4, 5, 6], 'only the newest three records remain');
+    // Within the kept range the answer is exact; before it, every absent UID is reported, never a present one.
+    assert.deepEqual(s.changesSince(inbox.id, after[3]!).vanished, [5, 6]);
+    assert.deepEqual(s.changesSince(inbox.id, after[2]!).vanished, [4, 5, 6]);
+    assert.deepEqual(s.changesSince(inbox.id, before).vanished, [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(s.changesSince(inbox.id, before, [[2, 8]]).vanished, [2, 3, 4, 5, 6]);
   });
 });
 
