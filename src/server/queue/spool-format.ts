@@ -13,7 +13,7 @@ const HEADER_MAX = MAGIC.length + 8;
 /** Bound on the preamble JSON (1000 recipients with long addresses fit many times over). */
 export const PREAMBLE_JSON_MAX = 4 * 1024 * 1024;
 /** First read of an entry file: the preamble of almost every entry, and the start of the message. */
-const FIRST_READ = 8192;
+const FIRST_READ = 16 * 1024;
 
 /** A file that is not a well-formed entry file (torn, truncated, or not ours). */
 export class CorruptEntryError extends Error {

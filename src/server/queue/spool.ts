@@ -13,7 +13,7 @@ import type {
   AcceptOptions, EnqueueOptions, LocalResult, MarkLocalOptions, RecipientState, Spool, SpoolEntry, SpoolEnvelope,
 } from './api.ts';
 import { SpoolError } from './api.ts';
-import { FolderSync, fdatasyncAsync, fsyncDir, tempPathFor, writeChunks, writeChunksSync, writeFileDurable } from './durable.ts';
+import { FolderSync, fdatasyncAsync, fsyncDir, tempPathFor, writeChunks, writeFileDurable } from './durable.ts';
 import { encodePreamble, messageOffset, readMessage, readMessageHead, readPreamble, reservePreamble } from './spool-format.ts';
 import type { EntryFile } from './spool-format.ts';
 import { prepareSpoolDir } from './spool-open.ts';
@@ -260,7 +260,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
         }
         try {
           // Chunks arrive as the network delivers them (tens of KiB): a synchronous page-cache write each.
-          writeChunksSync(fd, [buf], position);
+          await writeChunks(fd, [buf], position);
           position += buf.length;
         } catch (err) {
           failure = toSpoolError(err, 'cannot write spool file');
@@ -269,7 +269,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       if (failure) throw failure;
       const messageId = findMessageId(Buffer.concat(head));
       const entry: StoredEntry = { ...base, size, ...(messageId ? { messageId } : {}) };
-      writeChunksSync(fd, [encodePreamble(entry, reserved)], 0);
+      await writeChunks(fd, [encodePreamble(entry, reserved)], 0);
       await fdatasyncAsync(fd);
       closeSync(fd);
       fd = null;
@@ -389,7 +389,9 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     }
     ids.sort();
     const entries: StoredEntry[] = [];
-    for (const id of ids) {
+    for (const [i, id] of ids.entries()) {
+      // Each load is a few synchronous reads: let sessions run between batches of a long queue.
+      if (i % 64 === 63) await new Promise((r) => setImmediate(r));
       const e = await this.load(id).catch((err: unknown) => {
         this.warn?.(`spool: cannot read the state of ${id}: ${(err as Error).message}`);
         return null;
@@ -425,6 +427,10 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       return failed;
     }
     const { fd, file } = opened;
+    if (file.entry.size === 0) {
+      closeSync(fd);
+      return Readable.from([]);
+    }
     return createReadStream('', { fd, start: file.offset, end: file.offset + file.entry.size - 1, autoClose: true });
   }
 

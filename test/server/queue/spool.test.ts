@@ -196,7 +196,7 @@ describe('spool', () => {
     assert.deepEqual(await readdir(dir), [`${entryId}.msg`], 'the refused message left no file');
   });
 
-  it('reads back large messages (beyond the synchronous-I/O size) exactly, whole, streamed and by their head', async () => {
+  it('reads back large messages (beyond the synchronous-I/O size) and empty ones exactly, whole, streamed and by their head', async () => {
     const dir = join(root, 'large');
     const spool = await FileSpool.open({ dir, maxMessageBytes: 8 << 20 });
     const big = Buffer.concat([message('big'), Buffer.alloc(3 << 20, 0x62), Buffer.from('\r\nEND\r\n')]);
@@ -209,6 +209,11 @@ describe('spool', () => {
       assert.ok(Buffer.concat(parts).equals(big), 'open()');
       assert.ok((await spool.readHead(e.id)).equals(big.subarray(0, 64 * 1024)), 'readHead()');
     }
+    const empty = await spool.accept(envelope(), []);
+    assert.deepEqual(await spool.read(empty.id), Buffer.alloc(0));
+    const emptyParts: unknown[] = [];
+    for await (const c of spool.open(empty.id)) emptyParts.push(c);
+    assert.deepEqual(emptyParts, [], 'an empty message streams as nothing');
     await assert.rejects(new Promise((resolve, reject) => spool.open('0123456789abcdef01234567').on('error', reject).on('end', resolve).resume()), /ENOENT/);
     assert.deepEqual(await spool.readHead('0123456789abcdef01234567'), Buffer.alloc(0));
   });
