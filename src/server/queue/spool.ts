@@ -13,7 +13,7 @@ import type {
   AcceptOptions, EnqueueOptions, LocalResult, MarkLocalOptions, RecipientState, Spool, SpoolEntry, SpoolEnvelope,
 } from './api.ts';
 import { SpoolError } from './api.ts';
-import { FolderSync, fdatasyncAsync, fsyncDir, tempPathFor, writeChunks, writeFileDurable } from './durable.ts';
+import { FolderSync, fdatasyncAsync, fsyncDir, tempPathFor, unlinkAsync, writeChunks, writeFileDurable } from './durable.ts';
 import { encodePreamble, messageOffset, readMessage, readMessageHead, readPreamble, reservePreamble } from './spool-format.ts';
 import type { EntryFile } from './spool-format.ts';
 import { prepareSpoolDir } from './spool-open.ts';
@@ -88,14 +88,6 @@ function closeQuiet(fd: number): void {
 
 function isMissing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
-}
-
-function unlinkIfPresent(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (err) {
-    if (!isMissing(err)) throw err;
-  }
 }
 
 export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
@@ -502,7 +494,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       // idempotent per delivery id, so the re-run stores nothing twice. Failures keep the write: their DSN must
       // go out once, before the entry leaves.
       if (options.removeIfDone && result.ok && isDone(e)) {
-        this.unlinkEntry(id);
+        await this.unlinkEntry(id);
         removed = true;
         return e;
       }
@@ -543,7 +535,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       const entry = await this.load(id);
       if (!entry) return false;
       if (!isDone(entry)) return false;
-      this.unlinkEntry(id);
+      await this.unlinkEntry(id);
       return true;
     });
     if (removed) this.emit('removed', id);
@@ -554,21 +546,21 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   async remove(id: string): Promise<boolean> {
     const removed = await this.locked(id, async () => {
       if (!(await this.load(id))) return false;
-      this.unlinkEntry(id);
-      unlinkIfPresent(this.legacyPath(id)); // an entry of the previous layout, not converted yet
+      await this.unlinkEntry(id);
+      await unlinkAsync(this.legacyPath(id)); // an entry of the previous layout, not converted yet
       return true;
     });
     if (removed) this.emit('removed', id);
     return removed;
   }
 
-  private unlinkEntry(id: string): void {
+  private async unlinkEntry(id: string): Promise<void> {
     // Entry file first: it is the commit marker, so once it is gone the entry no longer exists, and a crash before
     // the side file goes leaves only a stray side file, removed at the next start. (The other order could bring
     // the entry back with its state at accept, every recipient pending: sent mail would go out again.) The folder
     // is not fsynced here (as Postfix does not on removal): a removal lost to a power cut brings the entry back,
     // which means one more delivery attempt, never a lost message — and it saves an fsync per message.
-    unlinkIfPresent(this.entryPath(id));
-    unlinkIfPresent(this.statePath(id));
+    await unlinkAsync(this.entryPath(id));
+    await unlinkAsync(this.statePath(id));
   }
 }

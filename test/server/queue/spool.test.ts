@@ -33,7 +33,7 @@ const message = (body: string) => Buffer.from(`From: alice@example.com\r\nTo: bo
 function recordFs(): { log: string[]; restore: () => void } {
   const log: string[] = [];
   const paths = new Map<number, string>();
-  const orig = { openSync: fs.openSync, renameSync: fs.renameSync, unlinkSync: fs.unlinkSync, fsync: fs.fsync, fdatasync: fs.fdatasync };
+  const orig = { openSync: fs.openSync, renameSync: fs.renameSync, unlinkSync: fs.unlinkSync, unlink: fs.unlink, fsync: fs.fsync, fdatasync: fs.fdatasync };
   fs.openSync = ((path: string, ...rest: unknown[]) => {
     const fd = (orig.openSync as (...a: unknown[]) => number)(path, ...rest);
     paths.set(fd, String(path));
@@ -48,6 +48,10 @@ function recordFs(): { log: string[]; restore: () => void } {
     log.push(`unlink ${path}`);
     orig.unlinkSync(path);
   }) as typeof fs.unlinkSync;
+  fs.unlink = ((path: string, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    log.push(`unlink ${path}`);
+    orig.unlink(path, cb);
+  }) as typeof fs.unlink;
   const syncer = (real: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void) =>
     ((fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
       const path = paths.get(fd);
