@@ -4,9 +4,9 @@
 //
 // What each side does with a message (kept comparable on purpose):
 //   Postern — smtp-server session, SMTP-smuggling guard, SPF/DKIM/DMARC/ARC via mailauth (resolver answers
-//             NXDOMAIN at once), Received + Authentication-Results headers, spool file + state file fsynced and
-//             renamed (folder fsynced) before 250; then, asynchronously, delivery into the real mailbox store
-//             (Maildir file fsynced + SQLite WAL index) and spool removal.
+//             NXDOMAIN at once), Received + Authentication-Results headers, one spool entry file (envelope
+//             preamble + message) fsynced and renamed (folder fsynced) before 250; then, asynchronously, delivery
+//             into the real mailbox store (Maildir file fsynced + SQLite WAL index) and spool removal.
 //   Postfix — smtpd → cleanup writes the queue file, fsynced before 250 (Postfix default); then, asynchronously,
 //             qmgr → virtual(8) delivery into a Maildir (fsynced). No content filters, no SPF/DKIM (Postfix has
 //             none built in). Default flow control (in_flow_delay) left on.

@@ -105,6 +105,7 @@ export async function startPostern(o: PosternOptions = {}): Promise<RunningPoste
     ports: { mx: port('smtp'), submission: port('submission'), submissions: port('smtps') },
     async stop() {
       await module.service.stop(Date.now() + 1000);
+      await spool.close(); // its folder fd, kept open for fsyncs (a tmpfs under it could not be unmounted)
       trace.close();
       await rm(dir, { recursive: true, force: true });
     },

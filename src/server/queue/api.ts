@@ -129,12 +129,11 @@ export interface MarkLocalOptions {
 
 export interface Spool {
   /**
-   * Writes the message and its envelope durably: temp files, fsync, rename into place, fsync the folder (shared
-   * with concurrent accepts). Resolves only then, so the listener may answer `250`. Throws SpoolError (never a
-   * plain error) when it cannot: disk full and internal errors are temporary (4xx), a size overrun is permanent.
-   * A failed accept leaves nothing visible. An array of buffers (a message already in memory, as the SMTP
-   * listener has it) is written in one call, with the state file written alongside: fewer thread-pool round trips
-   * before the `250`.
+   * Writes the message and its envelope durably, as one entry file: temp file, fsync, rename into place, fsync the
+   * folder (shared with concurrent accepts). Resolves only then, so the listener may answer `250`. Throws
+   * SpoolError (never a plain error) when it cannot: disk full and internal errors are temporary (4xx), a size
+   * overrun is permanent. A failed accept leaves nothing visible. An array of buffers (a message already in
+   * memory, as the SMTP listener has it) is written in one call.
    */
   accept(envelope: SpoolEnvelope, data: Readable | AsyncIterable<Uint8Array> | readonly Uint8Array[], options?: AcceptOptions): Promise<SpoolEntry>;
   /**

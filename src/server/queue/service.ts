@@ -92,8 +92,10 @@ export function createQueue(deps: QueueDeps): QueueModule {
       await scheduler.start();
       return [];
     },
-    stop(deadline) {
-      return scheduler.stop(deadline);
+    async stop(deadline) {
+      await scheduler.stop(deadline);
+      // Releases the spool folder's fd; a write still finishing elsewhere reopens it.
+      await fileSpool.close();
     },
   };
   return { spool: fileSpool, fileSpool, scheduler, service };

@@ -1,19 +1,22 @@
-// The durable spool: one message file (`<id>.eml`, the bytes as received) plus one state file (`<id>.json`:
-// envelope and per-recipient status) per entry, in one folder. The state file is the commit marker: it is renamed
-// into place after the message file, and removed before it, so an entry is visible only when both are complete.
-// Fsyncs are what limits intake, so accept() fsyncs both temp files at once and shares the folder fsync with
-// concurrent accepts (FolderSync); a local delivery that finishes an entry removes it without a last state write.
+// The durable spool: one entry file per message (`<id>.msg`: a preamble with the envelope and the state at
+// accept, then the message bytes as received; see spool-format.ts), in one folder. Accept writes it to a temp
+// file, fdatasyncs it, renames it into place and fsyncs the folder (shared with concurrent accepts: FolderSync):
+// one file fsync per message. The entry file is the commit marker. State changes after accept go to a side file
+// `<id>.json`, written durably and only when something changes; it wins over the preamble. A local delivery that
+// finishes an entry removes it without a last state write.
 import { EventEmitter } from 'node:events';
-import { createReadStream, mkdirSync, readdirSync, unlinkSync } from 'node:fs';
-import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { envelopeAddressProblem, sameAddress } from './address.ts';
 import type {
   AcceptOptions, EnqueueOptions, LocalResult, MarkLocalOptions, RecipientState, Spool, SpoolEntry, SpoolEnvelope,
 } from './api.ts';
 import { SpoolError } from './api.ts';
-import { FolderSync, fsyncDir, tempPathFor, writeFileDurable, writeTempDurable } from './durable.ts';
+import { FolderSync, fdatasyncAsync, fsyncDir, tempPathFor, unlinkAsync, writeChunks, writeFileDurable } from './durable.ts';
+import { encodePreamble, messageOffset, readMessage, readMessageHead, readPreamble, reservePreamble } from './spool-format.ts';
+import type { EntryFile } from './spool-format.ts';
+import { prepareSpoolDir } from './spool-open.ts';
 import { assertSpoolId, isSpoolId, newSpoolId } from './spool-id.ts';
 
 const MAX_RECIPIENTS = 1000;
@@ -75,23 +78,16 @@ export function isDone(entry: SpoolEntry): boolean {
   return entry.recipients.every((r) => r.status !== 'pending' && r.status !== 'queued');
 }
 
-/**
- * Creates `path`, writes `chunks` with writev (looping over short writes) and fsyncs it. The close is pushed onto
- * `closing` instead of awaited: a synced file needs no close before its rename.
- */
-async function writeSynced(path: string, chunks: readonly Uint8Array[], closing: Promise<void>[]): Promise<void> {
-  const fh = await open(path, 'wx', 0o600);
-  try {
-    const total = chunks.reduce((n, c) => n + c.length, 0);
-    let done = (await fh.writev(chunks as Uint8Array[])).bytesWritten;
-    if (done < total) {
-      const rest = Buffer.concat(chunks as Uint8Array[]);
-      while (done < total) done += (await fh.write(rest, done, total - done)).bytesWritten;
-    }
-    await fh.sync();
-  } finally {
-    closing.push(fh.close());
-  }
+function unlinkQuiet(path: string): void {
+  try { unlinkSync(path); } catch { /* already gone */ }
+}
+
+function closeQuiet(fd: number): void {
+  try { closeSync(fd); } catch { /* nothing to lose on a file being discarded */ }
+}
+
+function isMissing(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
 }
 
 export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
@@ -113,29 +109,21 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   }
 
   /**
-   * Opens (creating) the spool folder and removes what a crash left half-written: temp files, and message files
-   * whose state file never landed (their sender never got `250`). Synchronous: it runs once at start-up, before
+   * Opens (creating) the spool folder, removes what a crash left half-written, sets aside unreadable entry files
+   * and converts entries of the previous layout (spool-open.ts). Synchronous: it runs once at start-up, before
    * any listener, so the composition root can hand the spool to services synchronously.
    */
   static openSync(options: FileSpoolOptions): FileSpool {
     const spool = new FileSpool(options);
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-    const names = new Set(readdirSync(options.dir));
-    for (const name of names) {
-      const drop = (why: string): void => {
-        if (why) options.warn?.(`spool: removing ${name}: ${why}`);
-        try { unlinkSync(join(options.dir, name)); } catch { /* already gone */ }
-      };
-      if (name.startsWith('.tmp-')) drop('');
-      else if (name.endsWith('.eml') && !names.has(name.replace(/\.eml$/, '.json'))) drop('');
-      else if (name.endsWith('.json') && !names.has(name.replace(/\.json$/, '.eml'))) drop('state without a message file');
-    }
+    prepareSpoolDir(options.dir, options.warn ?? (() => {}));
     return spool;
   }
 
   /**
    * Uses an existing spool folder without creating it or cleaning it up: for `postern queue` next to a running
-   * server, whose in-progress temp files must not be touched.
+   * server, whose in-progress temp files must not be touched. Entries of the previous layout (a server not yet
+   * restarted after an upgrade) are listed, updated and removed too.
    */
   static attach(options: FileSpoolOptions): FileSpool {
     readdirSync(options.dir); // throws ENOENT/ENOTDIR for a wrong folder
@@ -148,12 +136,48 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     return spool;
   }
 
-  private messagePath(id: string): string {
+  /** Releases the folder fd kept for fsyncs, once no fsync is running (a later write opens it again). */
+  close(): Promise<void> {
+    return this.folder.close();
+  }
+
+  /** The entry file: preamble + message; its presence is what makes an entry exist. */
+  private entryPath(id: string): string {
+    return join(this.dir, `${assertSpoolId(id)}.msg`);
+  }
+
+  /** The side file: the entry's state once it changed after accept. */
+  private statePath(id: string): string {
+    return join(this.dir, `${assertSpoolId(id)}.json`);
+  }
+
+  /** The previous layout's message file (only until the server's next start converts it). */
+  private legacyPath(id: string): string {
     return join(this.dir, `${assertSpoolId(id)}.eml`);
   }
 
-  private statePath(id: string): string {
-    return join(this.dir, `${assertSpoolId(id)}.json`);
+  /** Opens the entry file and reads its preamble; null when the entry is gone. */
+  private openEntry(id: string): { fd: number; file: EntryFile } | null {
+    let fd: number;
+    try {
+      fd = openSync(this.entryPath(id), 'r');
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+    try {
+      return { fd, file: readPreamble(fd, id) };
+    } catch (err) {
+      closeSync(fd);
+      throw new Error(`queue entry ${id}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The entry file, opened; throws ENOENT like a plain read when the entry is gone. */
+  private mustOpenEntry(id: string): { fd: number; file: EntryFile } {
+    const opened = this.openEntry(id);
+    if (!opened) throw Object.assign(new Error(`ENOENT: queue entry ${id} does not exist`), { code: 'ENOENT' });
+    return opened;
   }
 
   private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -194,21 +218,25 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       throw err;
     }
     const id = newSpoolId(this.now());
-    const msgPath = this.messagePath(id);
-    const tmpMsg = tempPathFor(msgPath);
-    const statePath = this.statePath(id);
-    let tmpState: string | undefined;
+    const path = this.entryPath(id);
+    const tmp = tempPathFor(path);
+    // The preamble goes in front, but size and Message-ID are known only at the end: the message is written after
+    // room for the longest preamble this entry can have, and the preamble (padded) into that room at the end.
+    const base = this.newEntry(id, envelope, recipients, 0, undefined);
+    const reserved = reservePreamble(base);
+    let position = messageOffset(reserved);
     let size = 0;
     const head: Buffer[] = [];
     let headBytes = 0;
     let failure: SpoolError | null = null;
-    let fh;
+    let fd: number | null;
     try {
-      fh = await open(tmpMsg, 'wx', 0o600);
+      fd = openSync(tmp, 'wx', 0o600);
     } catch (err) {
       for await (const _ of stream) { /* discard */ }
       throw toSpoolError(err, 'cannot create spool file');
     }
+    let renamed = false;
     try {
       for await (const chunk of stream) {
         if (failure) continue; // keep reading so the client gets our answer after its final dot
@@ -223,34 +251,28 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
           headBytes += Math.min(buf.length, HEADER_SCAN - headBytes);
         }
         try {
-          await fh.write(buf);
+          // Chunks arrive as the network delivers them (tens of KiB): a synchronous page-cache write each.
+          await writeChunks(fd, [buf], position);
+          position += buf.length;
         } catch (err) {
           failure = toSpoolError(err, 'cannot write spool file');
         }
       }
       if (failure) throw failure;
       const messageId = findMessageId(Buffer.concat(head));
-      const entry = this.newEntry(id, envelope, recipients, size, messageId);
-      // Both temp files are fsynced at once (one wait instead of two); neither is visible until renamed.
-      const [synced, state] = await Promise.allSettled([fh.sync(), writeTempDurable(statePath, JSON.stringify(entry))]);
-      if (state.status === 'fulfilled') tmpState = state.value;
-      if (synced.status === 'rejected') throw synced.reason;
-      if (state.status === 'rejected') throw state.reason;
-      await fh.close();
-      fh = undefined;
-      await rename(tmpMsg, msgPath);
-      // The state file commits the entry: it lands after the message file, and one folder fsync covers both.
-      await rename(tmpState!, statePath);
-      tmpState = undefined;
+      const entry: StoredEntry = { ...base, size, ...(messageId ? { messageId } : {}) };
+      await writeChunks(fd, [encodePreamble(entry, reserved)], 0);
+      await fdatasyncAsync(fd);
+      closeSync(fd);
+      fd = null;
+      renameSync(tmp, path);
+      renamed = true;
       await this.folder.sync();
       return entry;
     } catch (err) {
-      await fh?.close().catch(() => {});
-      // State first, so that no half of a refused message ever looks like an entry (its sender got 4xx/5xx).
-      await unlink(statePath).catch(() => {});
-      if (tmpState) await unlink(tmpState).catch(() => {});
-      await unlink(tmpMsg).catch(() => {});
-      await unlink(msgPath).catch(() => {});
+      if (fd !== null) closeQuiet(fd);
+      // A refused message never shows as an entry (its sender got 4xx/5xx).
+      unlinkQuiet(renamed ? path : tmp);
       throw toSpoolError(err, 'cannot spool message');
     }
   }
@@ -273,9 +295,8 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   }
 
   /**
-   * accept() for a message already in memory. Everything the state file holds is known up front, so both temp
-   * files are written and fsynced side by side, each in one write; their closes run behind the renames. The
-   * commit order is the streaming path's: message file renamed, then the state file, then one folder fsync.
+   * accept() for a message already in memory: preamble and message written in one writev (synchronously unless
+   * large), one fdatasync on the thread pool, rename, then the shared folder fsync.
    */
   private async acceptInMemory(envelope: SpoolEnvelope, chunks: readonly Uint8Array[], maxBytes: number): Promise<StoredEntry> {
     const recipients = this.validateEnvelope(envelope);
@@ -291,46 +312,57 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     }
     const messageId = findMessageId(Buffer.concat(head));
     const id = newSpoolId(this.now());
-    const msgPath = this.messagePath(id);
-    const statePath = this.statePath(id);
+    const path = this.entryPath(id);
     const entry = this.newEntry(id, envelope, recipients, size, messageId);
-    const tmpMsg = tempPathFor(msgPath);
-    const tmpState = tempPathFor(statePath);
-    const closing: Promise<void>[] = [];
-    let committed = false;
+    const tmp = tempPathFor(path);
+    let fd: number | null = null;
+    let renamed = false;
     try {
-      const written = await Promise.allSettled([
-        writeSynced(tmpMsg, chunks, closing),
-        writeSynced(tmpState, [Buffer.from(JSON.stringify(entry))], closing),
-      ]);
-      for (const w of written) if (w.status === 'rejected') throw w.reason;
-      await rename(tmpMsg, msgPath);
-      await rename(tmpState, statePath);
-      committed = true;
+      fd = openSync(tmp, 'wx', 0o600);
+      await writeChunks(fd, [encodePreamble(entry), ...chunks], 0);
+      await fdatasyncAsync(fd);
+      closeSync(fd);
+      fd = null;
+      renameSync(tmp, path);
+      renamed = true;
       await this.folder.sync();
-      await Promise.all(closing);
       return entry;
     } catch (err) {
-      await Promise.allSettled(closing);
-      // State first, so that no half of a refused message ever looks like an entry (its sender got 4xx/5xx).
-      if (committed) await unlink(statePath).catch(() => {});
-      await unlink(tmpState).catch(() => {});
-      await unlink(tmpMsg).catch(() => {});
-      await unlink(msgPath).catch(() => {});
+      if (fd !== null) closeQuiet(fd);
+      unlinkQuiet(renamed ? path : tmp);
       throw toSpoolError(err, 'cannot spool message');
     }
   }
 
-  /** Reads an entry's state; null when it is gone. */
+  /**
+   * Reads an entry's state: the side file when there is one, else the preamble; null when the entry is gone.
+   * Synchronous underneath (small page-cache reads).
+   */
   async load(id: string): Promise<StoredEntry | null> {
+    const opened = this.openEntry(id);
+    if (!opened) return this.loadLegacy(id);
+    try {
+      return this.readSideFile(id) ?? opened.file.entry;
+    } finally {
+      closeSync(opened.fd);
+    }
+  }
+
+  private readSideFile(id: string): StoredEntry | null {
     let text: string;
     try {
-      text = await readFile(this.statePath(id), 'utf8');
+      text = readFileSync(this.statePath(id), 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      if (isMissing(err)) return null;
       throw err;
     }
     return JSON.parse(text) as StoredEntry;
+  }
+
+  /** An entry of the previous layout (seen only by attach()ed tools before the server's next start). */
+  private loadLegacy(id: string): StoredEntry | null {
+    if (!existsSync(this.legacyPath(id))) return null;
+    return this.readSideFile(id);
   }
 
   get(id: string): Promise<SpoolEntry | null> {
@@ -339,13 +371,19 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
 
   /** Every entry in the spool, oldest first. */
   async list(): Promise<StoredEntry[]> {
-    const ids = (await readdir(this.dir))
-      .filter((n) => n.endsWith('.json'))
-      .map((n) => n.slice(0, -5))
-      .filter(isSpoolId)
-      .sort();
+    const names = new Set(readdirSync(this.dir));
+    const ids: string[] = [];
+    for (const name of names) {
+      const id = name.slice(0, -4);
+      if (!isSpoolId(id)) continue;
+      if (name.endsWith('.msg')) ids.push(id);
+      else if (name.endsWith('.eml') && names.has(`${id}.json`) && !names.has(`${id}.msg`)) ids.push(id);
+    }
+    ids.sort();
     const entries: StoredEntry[] = [];
-    for (const id of ids) {
+    for (const [i, id] of ids.entries()) {
+      // Each load is a few synchronous reads: let sessions run between batches of a long queue.
+      if (i % 64 === 63) await new Promise((r) => setImmediate(r));
       const e = await this.load(id).catch((err: unknown) => {
         this.warn?.(`spool: cannot read the state of ${id}: ${(err as Error).message}`);
         return null;
@@ -361,26 +399,44 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     return (await this.list()).filter((e) => isDone(e) || e.recipients.some((r) => r.status === 'pending'));
   }
 
-  read(id: string): Promise<Buffer> {
-    return readFile(this.messagePath(id));
+  /** The message as received (not the preamble). */
+  async read(id: string): Promise<Buffer> {
+    const { fd, file } = this.mustOpenEntry(id);
+    try {
+      return await readMessage(fd, file);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   open(id: string): Readable {
-    return createReadStream(this.messagePath(id));
+    let opened;
+    try {
+      opened = this.mustOpenEntry(id);
+    } catch (err) {
+      const failed = new Readable({ read() {} });
+      process.nextTick(() => failed.destroy(err as Error));
+      return failed;
+    }
+    const { fd, file } = opened;
+    if (file.entry.size === 0) {
+      closeSync(fd);
+      return Readable.from([]);
+    }
+    return createReadStream('', { fd, start: file.offset, end: file.offset + file.entry.size - 1, autoClose: true });
   }
 
   /** The first bytes of the message (enough for its header block); empty if the file is gone. */
   async readHead(id: string): Promise<Buffer> {
-    let fh;
+    let opened;
     try {
-      fh = await open(this.messagePath(id), 'r');
-      const buf = Buffer.alloc(HEADER_SCAN);
-      const { bytesRead } = await fh.read(buf, 0, HEADER_SCAN, 0);
-      return buf.subarray(0, bytesRead);
+      opened = this.openEntry(id);
+      if (!opened) return Buffer.alloc(0);
+      return readMessageHead(opened.fd, opened.file, HEADER_SCAN);
     } catch {
       return Buffer.alloc(0);
     } finally {
-      await fh?.close();
+      if (opened) closeSync(opened.fd);
     }
   }
 
@@ -403,7 +459,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       // The caller removes a finished entry right away; writing its final state first would cost two fsyncs
       // and change nothing after a crash (the entry would be found with its last durable state either way).
       if (options.skipWriteWhenDone && isDone(entry)) return entry;
-      await writeFileDurable(this.statePath(id), JSON.stringify(entry), () => this.folder.sync());
+      await writeFileDurable(this.statePath(id), JSON.stringify(entry), this.folder);
       return entry;
     });
   }
@@ -442,7 +498,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
         removed = true;
         return e;
       }
-      await writeFileDurable(this.statePath(id), JSON.stringify(e), () => this.folder.sync());
+      await writeFileDurable(this.statePath(id), JSON.stringify(e), this.folder);
       return e;
     });
     if (!entry) throw new Error(`queue entry ${id} does not exist`);
@@ -491,6 +547,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     const removed = await this.locked(id, async () => {
       if (!(await this.load(id))) return false;
       await this.unlinkEntry(id);
+      await unlinkAsync(this.legacyPath(id)); // an entry of the previous layout, not converted yet
       return true;
     });
     if (removed) this.emit('removed', id);
@@ -498,10 +555,12 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   }
 
   private async unlinkEntry(id: string): Promise<void> {
-    // State first: once it is gone the entry no longer exists, whatever happens to the message file. The folder
+    // Entry file first: it is the commit marker, so once it is gone the entry no longer exists, and a crash before
+    // the side file goes leaves only a stray side file, removed at the next start. (The other order could bring
+    // the entry back with its state at accept, every recipient pending: sent mail would go out again.) The folder
     // is not fsynced here (as Postfix does not on removal): a removal lost to a power cut brings the entry back,
     // which means one more delivery attempt, never a lost message — and it saves an fsync per message.
-    await unlink(this.statePath(id)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
-    await unlink(this.messagePath(id)).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
+    await unlinkAsync(this.entryPath(id));
+    await unlinkAsync(this.statePath(id));
   }
 }
