@@ -1,18 +1,21 @@
 // Message files: written once to tmp/, fsynced, renamed into cur/, the folder fsynced — only then may the index
 // row commit. Paths are built from validated addresses and encoded folder names only (see names.ts).
-import { closeSync, constants, fdatasync, fsync, openSync, promises as fsp, renameSync, rmSync, write, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasync, fsync, open, openSync, promises as fsp, rmSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { splitAddress } from './names.ts';
 
-// Only fsyncs wait for the disk; they run on libuv's pool. Open, write (into the page cache), close and rename
-// run synchronously: microseconds each, where a pool round trip per call cost more main-thread time than the
-// call itself. Writes above SYNC_WRITE_LIMIT go to the pool so a large message never stalls the event loop.
+// What may wait for the disk runs on libuv's pool: fsyncs, and creating and renaming a file (both need an ext4
+// journal handle, which waits while the journal commits another fsync: up to a millisecond of a stalled event
+// loop when run synchronously). Writing into the page cache and closing run synchronously: microseconds each,
+// where a pool round trip costs more main-thread time than the call. Writes above SYNC_WRITE_LIMIT go to the
+// pool so a large message never stalls the event loop.
 const fsyncAsync = promisify(fsync);
 const fdatasyncAsync = promisify(fdatasync);
 const writeAsync = promisify(write);
+const openAsync = promisify(open);
 const SYNC_WRITE_LIMIT = 1024 * 1024;
 
 /** Writes all of `bytes` at the file's current position. */
@@ -84,11 +87,11 @@ export async function writeMessageFile(dir: string, bytes: Buffer, info: string,
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
   let fd;
   try {
-    fd = openSync(tmp, flags, 0o600);
+    fd = await openAsync(tmp, flags, 0o600);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     await ensureMaildir(dir); // first message in this folder
-    fd = openSync(tmp, flags, 0o600);
+    fd = await openAsync(tmp, flags, 0o600);
   }
   try {
     await writeAll(fd, bytes);
@@ -99,7 +102,7 @@ export async function writeMessageFile(dir: string, bytes: Buffer, info: string,
     throw e;
   }
   closeSync(fd);
-  renameSync(tmp, path.join(dir, 'cur', name));
+  await fsp.rename(tmp, path.join(dir, 'cur', name));
   if (syncDir) await fsyncDir(path.join(dir, 'cur'));
   return name;
 }
