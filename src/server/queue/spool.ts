@@ -5,7 +5,7 @@
 // `<id>.json`, written durably and only when something changes; it wins over the preamble. A local delivery that
 // finishes an entry removes it without a last state write.
 import { EventEmitter } from 'node:events';
-import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { envelopeAddressProblem, sameAddress } from './address.ts';
@@ -13,7 +13,7 @@ import type {
   AcceptOptions, EnqueueOptions, LocalResult, MarkLocalOptions, RecipientState, Spool, SpoolEntry, SpoolEnvelope,
 } from './api.ts';
 import { SpoolError } from './api.ts';
-import { FolderSync, fdatasyncAsync, fsyncDir, tempPathFor, unlinkAsync, writeChunks, writeFileDurable } from './durable.ts';
+import { FolderSync, createAsync, fdatasyncAsync, fsyncDir, renameAsync, tempPathFor, unlinkAsync, writeChunks, writeFileDurable } from './durable.ts';
 import { encodePreamble, messageOffset, readMessage, readMessageHead, readPreamble, reservePreamble } from './spool-format.ts';
 import type { EntryFile } from './spool-format.ts';
 import { prepareSpoolDir } from './spool-open.ts';
@@ -231,7 +231,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     let failure: SpoolError | null = null;
     let fd: number | null;
     try {
-      fd = openSync(tmp, 'wx', 0o600);
+      fd = await createAsync(tmp);
     } catch (err) {
       for await (const _ of stream) { /* discard */ }
       throw toSpoolError(err, 'cannot create spool file');
@@ -265,7 +265,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       await fdatasyncAsync(fd);
       closeSync(fd);
       fd = null;
-      renameSync(tmp, path);
+      await renameAsync(tmp, path);
       renamed = true;
       await this.folder.sync();
       return entry;
@@ -318,12 +318,12 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     let fd: number | null = null;
     let renamed = false;
     try {
-      fd = openSync(tmp, 'wx', 0o600);
+      fd = await createAsync(tmp);
       await writeChunks(fd, [encodePreamble(entry), ...chunks], 0);
       await fdatasyncAsync(fd);
       closeSync(fd);
       fd = null;
-      renameSync(tmp, path);
+      await renameAsync(tmp, path);
       renamed = true;
       await this.folder.sync();
       return entry;

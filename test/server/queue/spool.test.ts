@@ -28,22 +28,35 @@ const message = (body: string) => Buffer.from(`From: alice@example.com\r\nTo: bo
 /**
  * Records the spool's file operations in order: `open PATH`, `rename FROM -> TO`, `unlink PATH`, `fsync PATH` when
  * an fsync or fdatasync starts and `fsynced PATH` when it ends. Patches node:fs (the spool's synchronous calls and
- * callback fsyncs) until restore().
+ * its callback creates, renames and fsyncs) until restore().
  */
 function recordFs(): { log: string[]; restore: () => void } {
   const log: string[] = [];
   const paths = new Map<number, string>();
-  const orig = { openSync: fs.openSync, renameSync: fs.renameSync, unlinkSync: fs.unlinkSync, unlink: fs.unlink, fsync: fs.fsync, fdatasync: fs.fdatasync };
+  const orig = { openSync: fs.openSync, open: fs.open, renameSync: fs.renameSync, rename: fs.rename, unlinkSync: fs.unlinkSync, unlink: fs.unlink, fsync: fs.fsync, fdatasync: fs.fdatasync };
   fs.openSync = ((path: string, ...rest: unknown[]) => {
     const fd = (orig.openSync as (...a: unknown[]) => number)(path, ...rest);
     paths.set(fd, String(path));
     log.push(`open ${String(path)}`);
     return fd;
   }) as typeof fs.openSync;
+  fs.open = ((path: string, flags: string, mode: number, cb: (err: NodeJS.ErrnoException | null, fd: number) => void) => {
+    (orig.open as (...a: unknown[]) => void)(path, flags, mode, (err: NodeJS.ErrnoException | null, fd: number) => {
+      if (!err) {
+        paths.set(fd, String(path));
+        log.push(`open ${String(path)}`);
+      }
+      cb(err, fd);
+    });
+  }) as typeof fs.open;
   fs.renameSync = ((from: string, to: string) => {
     log.push(`rename ${from} -> ${to}`);
     orig.renameSync(from, to);
   }) as typeof fs.renameSync;
+  fs.rename = ((from: string, to: string, cb: (err: NodeJS.ErrnoException | null) => void) => {
+    log.push(`rename ${from} -> ${to}`);
+    orig.rename(from, to, cb);
+  }) as typeof fs.rename;
   fs.unlinkSync = ((path: string) => {
     log.push(`unlink ${path}`);
     orig.unlinkSync(path);
