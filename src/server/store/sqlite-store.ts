@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags } from './flags.ts';
 import { accountDir, deliveryKeyFromFileName, fsyncDir, linkMessageFile, writeMessageFile, ensureMaildir } from './maildir.ts';
 import { parseMessage, toCrlf, type ParsedMessage } from './mime.ts';
-import { envelopeText } from './imap-envelope.ts';
+import { envelopeWireText } from './imap-envelope.ts';
 import { folderName, normalizeAddress, normalizeMailboxName } from './names.ts';
 import { DUMMY_HASH, verifyPasswordHash } from './password.ts';
 import { openSchema } from './schema.ts';
@@ -98,7 +98,7 @@ class Notifier implements StoreNotifier {
 }
 
 /** A fetch() row: uid, flags, keywords, modseq, size, internal date, zone, IMAP envelope, envelope JSON, body structure JSON, header. */
-type FetchRow = [number, number, string, number, number, number, number, string | null, string | null, string | null, Uint8Array | null, number];
+type FetchRow = [number, number, string, number, number, number, number, string | null, string | null, string | null, Uint8Array | null];
 
 function metaOf(r: MessageRow): MessageMeta {
   return { uid: r.uid, flags: flagList(r.flags, r.keywords), modseq: r.modseq, size: r.size, internalDate: r.internal_date, internalDateZone: r.internal_zone };
@@ -576,13 +576,10 @@ export class SqliteStore implements MailStore {
       cols.push(wanted.envelopeImap ? 'c.envelope_imap' : 'NULL', 'NULL', 'NULL', 'NULL');
       if (wanted.envelopeImap) from = 'messages m JOIN contents c INDEXED BY contents_envelope_imap ON c.id = m.content_id';
     } else {
-      // With envelopeImap the JSON envelope is read only for rows without the cached text.
-      cols.push(wanted.envelopeImap ? 'c.envelope_imap' : 'NULL');
-      cols.push(wanted.envelopeImap ? 'CASE WHEN c.envelope_imap IS NULL THEN c.envelope END' : wanted.envelope ? 'c.envelope' : 'NULL');
+      cols.push(wanted.envelopeImap ? 'c.envelope_imap' : 'NULL', wanted.envelope ? 'c.envelope' : 'NULL');
       cols.push(wanted.bodyStructure ? 'c.body_structure' : 'NULL', wanted.header ? 'c.header' : 'NULL');
       from = 'messages m JOIN contents c ON c.id = m.content_id';
     }
-    cols.push('m.content_id');
     const sql = `SELECT ${cols.join(', ')} FROM ${from} WHERE m.mailbox_id = ? AND ${where} ORDER BY m.uid`;
     // FETCH asks batch after batch with one UID range, so that shape is prepared once; other shapes are too many to keep.
     const stmt = params.length <= 3 ? this.q(sql) : this.db.prepare(sql);
@@ -594,12 +591,7 @@ export class SqliteStore implements MailStore {
         uid: r[0], flags: flagList(r[1], r[2]), modseq: r[3], size: r[4], internalDate: r[5], internalDateZone: r[6],
       };
       if (r[7] !== null) m.envelopeImap = r[7];
-      else if (r[8] !== null) m.envelope = JSON.parse(r[8]);
-      else if (narrow && wanted.envelopeImap) {
-        // No cached text (needs literals, or indexed before version 4): the JSON envelope, from the wide row.
-        const e = this.q('SELECT envelope FROM contents WHERE id = ?').get(r[11]) as { envelope: string } | undefined;
-        if (e) m.envelope = JSON.parse(e.envelope);
-      }
+      if (r[8] !== null) m.envelope = JSON.parse(r[8]);
       if (r[9] !== null) m.bodyStructure = JSON.parse(r[9]);
       if (r[10] !== null) m.header = Buffer.from(r[10].buffer, r[10].byteOffset, r[10].byteLength);
       out.push(m);
@@ -641,7 +633,7 @@ export class SqliteStore implements MailStore {
   private insertContent(bytes: Buffer, parsed: ParsedMessage, fts: FtsRow[]): number {
     const c = this.q('INSERT INTO contents(size, sent_day, header, envelope, body_structure, envelope_imap) VALUES (?, ?, ?, ?, ?, ?) RETURNING id')
       .get(bytes.length, parsed.sentDay, bytes.subarray(0, parsed.headerEnd), JSON.stringify(parsed.envelope), JSON.stringify(parsed.bodyStructure),
-        envelopeText(parsed.envelope, false)) as { id: number };
+        envelopeWireText(parsed.envelope)) as { id: number };
     fts.push([c.id, parsed.headerText.toLowerCase(), parsed.bodyText.toLowerCase()]);
     return c.id;
   }

@@ -182,7 +182,7 @@ export type BodyStructure = SinglePart | MultiPart;
 /** What a FETCH can ask of the index without opening the message file. */
 export interface FetchWanted {
   envelope?: boolean;
-  /** ENVELOPE as cached IMAP text in `envelopeImap`; `envelope` is filled instead for rows without that text. */
+  /** ENVELOPE as cached IMAP text in `envelopeImap` (absent only for a row indexed without it). */
   envelopeImap?: boolean;
   bodyStructure?: boolean;
   /** The raw header block (bytes up to and including the blank line): BODY[HEADER], HEADER.FIELDS, RFC822.HEADER. */
@@ -191,7 +191,7 @@ export interface FetchWanted {
 
 export interface FetchedMessage extends MessageMeta {
   envelope?: Envelope;
-  /** ENVELOPE in IMAP syntax, valid for every client (ASCII, quoted strings only); see imap-envelope.ts. */
+  /** ENVELOPE in IMAP syntax for any client: quoted strings, literals where needed; see imap-envelope.ts. */
   envelopeImap?: string;
   bodyStructure?: BodyStructure;
   header?: Buffer;

@@ -8,6 +8,7 @@ import { binaryBytes, sectionBytes } from '../body-sections.ts';
 import { formatDateTime } from '../datetime.ts';
 import { toUidSet, uidSetText } from '../selected.ts';
 import { writeBodyStructure, writeEnvelope, type ResponseBuilder } from '../writer.ts';
+import { hasLiteral } from '../../store/imap-envelope.ts';
 
 // Rows per store query: small enough that a batch's strings die young (cheap scavenges, no old-space growth).
 const BATCH = 200;
@@ -51,9 +52,13 @@ function writeItem(s: Session, w: ResponseBuilder, item: FetchItem, m: FetchedMe
     case 'modseq': w.raw(`MODSEQ (${m.modseq})`); break;
     case 'envelope':
       w.raw('ENVELOPE');
-      if (m.envelopeImap !== undefined) w.raw(m.envelopeImap);
-      else if (m.envelope) writeEnvelope(w, m.envelope);
-      else w.nil();
+      if (m.envelopeImap !== undefined && !(w.utf8Enabled && hasLiteral(m.envelopeImap))) w.raw(m.envelopeImap);
+      else {
+        // A client that enabled UTF-8 reads 8-bit values as quoted strings, not as the cached literals.
+        const e = m.envelope ?? s.store.fetch(s.selected!.id, [[m.uid, m.uid]], { envelope: true })[0]?.envelope;
+        if (e) writeEnvelope(w, e);
+        else w.nil();
+      }
       break;
     case 'bodystructure':
     case 'body-structure-basic':
