@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { Logger } from 'pino';
-import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags } from './flags.ts';
+import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags, sharedFlagList } from './flags.ts';
 import { accountDir, deliveryKeyFromFileName, fsyncDir, linkMessageFile, writeMessageFile, ensureMaildir } from './maildir.ts';
 import { parseMessage, toCrlf, type ParsedMessage } from './mime.ts';
 import { envelopeWireText } from './imap-envelope.ts';
@@ -588,7 +588,7 @@ export class SqliteStore implements MailStore {
     // all() over iterate(): one native call per batch instead of one per row, about a third less time per row.
     for (const r of stmt.all(...params) as unknown as FetchRow[]) {
       const m: FetchedMessage = {
-        uid: r[0], flags: flagList(r[1], r[2]), modseq: r[3], size: r[4], internalDate: r[5], internalDateZone: r[6],
+        uid: r[0], flags: sharedFlagList(r[1], r[2]), modseq: r[3], size: r[4], internalDate: r[5], internalDateZone: r[6],
       };
       if (r[7] !== null) m.envelopeImap = r[7];
       if (r[8] !== null) m.envelope = JSON.parse(r[8]);

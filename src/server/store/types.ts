@@ -189,7 +189,9 @@ export interface FetchWanted {
   header?: boolean;
 }
 
-export interface FetchedMessage extends MessageMeta {
+export interface FetchedMessage extends Omit<MessageMeta, 'flags'> {
+  /** As MessageMeta's, read-only: lists are shared between messages. */
+  flags: readonly string[];
   envelope?: Envelope;
   /** ENVELOPE in IMAP syntax for any client: quoted strings, literals where needed; see imap-envelope.ts. */
   envelopeImap?: string;
