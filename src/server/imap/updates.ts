@@ -84,5 +84,6 @@ export async function flushUpdates(s: Session, allowExpunge: boolean): Promise<v
     const modseq = s.condstore ? ` MODSEQ (${m.modseq})` : '';
     out.push(`* ${seq} FETCH (UID ${uid} FLAGS (${flags})${modseq})\r\n`);
   }
-  if (out.length) await s.send(out.join(''));
+  // Goes out with the tagged answer (IDLE flushes it itself).
+  if (out.length) s.hold(out.join(''));
 }

@@ -351,10 +351,15 @@ export class SqliteStore implements MailStore {
   }
 
   getMailbox(account: string, name: string): MailboxInfo | null {
-    const a = this.requireAccount(account);
     const n = normalizeMailboxName(name);
-    const r = this.mailboxRow(a, n);
-    return r ? mailboxInfo(r, this.subscribed(a, n)) : null;
+    // One statement for account, mailbox and subscription (SELECT runs this on every open); the account is looked
+    // at alone only when no mailbox row came back, to tell "no such account" from "no such mailbox".
+    const a = normalizeAddress(account);
+    const r = a === null ? undefined : this.q(`SELECT b.*, EXISTS(SELECT 1 FROM subscriptions s WHERE s.account = b.account AND s.name = b.name) AS subscribed
+      FROM accounts a JOIN mailboxes b ON b.account = a.address AND b.name = ? WHERE a.address = ? AND a.active = 1`).get(n, a) as (MailboxRow & { subscribed: number }) | undefined;
+    if (r) return mailboxInfo(r, r.subscribed === 1);
+    this.requireAccount(account);
+    return null;
   }
 
   getMailboxById(id: number): MailboxInfo | null {
@@ -473,9 +478,11 @@ export class SqliteStore implements MailStore {
   }
 
   status(mailboxId: number): MailboxStatus {
-    const mb = this.q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as (MailboxRow & { n_messages: number; n_unseen: number; n_deleted: number; n_recent: number; total_size: number }) | undefined;
+    // The first unseen UID in the same statement (the partial index messages_unseen answers it at once).
+    const mb = this.q(`SELECT *, CASE WHEN n_unseen > 0 THEN (SELECT min(uid) FROM messages WHERE mailbox_id = b.id AND (flags & 1) = 0) END AS first_unseen
+      FROM mailboxes b WHERE id = ?`).get(mailboxId) as (MailboxRow & { n_messages: number; n_unseen: number; n_deleted: number; n_recent: number; total_size: number; first_unseen: number | null }) | undefined;
     if (!mb) throw new StoreError('NONEXISTENT', 'mailbox does not exist');
-    const first = mb.n_unseen > 0 ? (this.q('SELECT min(uid) AS u FROM messages WHERE mailbox_id = ? AND (flags & 1) = 0').get(mailboxId) as { u: number | null }).u : null;
+    const first = mb.first_unseen;
     return {
       messages: mb.n_messages, unseen: mb.n_unseen, recent: mb.n_recent, deleted: mb.n_deleted, sizeBytes: mb.total_size, firstUnseenUid: first,
       uidNext: mb.uid_next, uidValidity: mb.uid_validity, highestModseq: mb.highest_modseq,

@@ -150,7 +150,7 @@ export const fetch: CommandHandler = {
     if (req.vanished && req.changedSince !== null) {
       const ranges = set.map(([x, y]) => [Math.min(x ?? Infinity, y ?? Infinity), Math.max(x ?? Infinity, y ?? Infinity)] as const);
       const vanished = s.store.changesSince(view.id, req.changedSince, ranges).vanished;
-      if (vanished.length) await s.send(`* VANISHED (EARLIER) ${uidSetText([...vanished].sort((x, y) => x - y))}\r\n`);
+      if (vanished.length) s.hold(`* VANISHED (EARLIER) ${uidSetText([...vanished].sort((x, y) => x - y))}\r\n`);
     }
     // Responses without literals (metadata, ENVELOPE, BODYSTRUCTURE) are encoded straight into one output chunk;
     // responses with literals join it as their own buffers. A full chunk is sent (waiting for the socket to drain)
@@ -160,11 +160,13 @@ export const fetch: CommandHandler = {
     let pos = 0;
     let segmentStart = 0;
     let outBytes = 0;
-    const flush = async (): Promise<void> => {
+    // The last chunk is held to go out with the tagged answer.
+    const flush = async (last = false): Promise<void> => {
       if (pos > segmentStart) out.push(chunk.subarray(segmentStart, pos));
-      if (out.length) await s.send(out.length === 1 ? out[0]! : Buffer.concat(out));
+      if (out.length && last) for (const b of out) s.hold(b);
+      else if (out.length) await s.send(out.length === 1 ? out[0]! : Buffer.concat(out));
       out = [];
-      chunk = Buffer.allocUnsafe(OUTPUT_CHUNK);
+      if (!last) chunk = Buffer.allocUnsafe(OUTPUT_CHUNK);
       pos = segmentStart = outBytes = 0;
     };
     let failure: string | null = null;
@@ -226,7 +228,7 @@ export const fetch: CommandHandler = {
         if (outBytes >= OUTPUT_CHUNK) await flush();
       }
     }
-    await flush();
+    await flush(true);
     if (failure === 'UNKNOWN-CTE') return no('A part has a Content-Transfer-Encoding this server cannot decode', 'UNKNOWN-CTE');
     return ok(`${ctx.uid ? 'UID ' : ''}FETCH completed`);
   },
