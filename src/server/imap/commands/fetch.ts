@@ -170,6 +170,9 @@ export const fetch: CommandHandler = {
       pos = segmentStart = outBytes = 0;
     };
     let failure: string | null = null;
+    // Flag changes by other sessions wait for the end of the command; those this FETCH answers with newer flags
+    // need no unsolicited FETCH after it (a client library would take each for one more fetched message).
+    const told = items.some((i) => i.kind === 'flags') && view.pending.some((e) => e.type === 'flags') ? new Map<number, number>() : null;
     // Nothing here marks \Seen (that takes a body section), so addFlags stays empty on this path.
     const lines = items.every((i) => LINE_ITEMS.has(i.kind));
     for (let i = 0; i < uids.length; i += BATCH) {
@@ -195,6 +198,7 @@ export const fetch: CommandHandler = {
       for (const m of metas) {
         const seq = view.seqOf(m.uid);
         if (seq === 0) continue;
+        told?.set(m.uid, m.modseq);
         let line = lines ? lineOf(items, m, seq, view.recent.size > 0 && view.recent.has(m.uid), s.rev2) : null;
         let w: ResponseBuilder | null = null;
         if (line === null) {
@@ -229,6 +233,7 @@ export const fetch: CommandHandler = {
       }
     }
     await flush(true);
+    if (told) view.forgetFlagChanges(told);
     if (failure === 'UNKNOWN-CTE') return no('A part has a Content-Transfer-Encoding this server cannot decode', 'UNKNOWN-CTE');
     return ok(`${ctx.uid ? 'UID ' : ''}FETCH completed`);
   },
