@@ -594,14 +594,14 @@ export class SqliteStore implements MailStore {
     const out: FetchedMessage[] = [];
     // all() over iterate(): one native call per batch instead of one per row, about a third less time per row.
     for (const r of stmt.all(...params) as unknown as FetchRow[]) {
-      const m: FetchedMessage = {
+      // Every field in the literal, absent ones undefined: one object shape for all rows, no property added later.
+      out.push({
         uid: r[0], flags: sharedFlagList(r[1], r[2]), modseq: r[3], size: r[4], internalDate: r[5], internalDateZone: r[6],
-      };
-      if (r[7] !== null) m.envelopeImap = r[7];
-      if (r[8] !== null) m.envelope = JSON.parse(r[8]);
-      if (r[9] !== null) m.bodyStructure = JSON.parse(r[9]);
-      if (r[10] !== null) m.header = Buffer.from(r[10].buffer, r[10].byteOffset, r[10].byteLength);
-      out.push(m);
+        envelopeImap: r[7] ?? undefined,
+        envelope: r[8] === null ? undefined : JSON.parse(r[8]),
+        bodyStructure: r[9] === null ? undefined : JSON.parse(r[9]),
+        header: r[10] === null ? undefined : Buffer.from(r[10].buffer, r[10].byteOffset, r[10].byteLength),
+      });
     }
     return out;
   }

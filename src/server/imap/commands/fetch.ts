@@ -9,6 +9,7 @@ import { formatDateTime } from '../datetime.ts';
 import { toUidSet, uidSetText } from '../selected.ts';
 import { writeBodyStructure, writeEnvelope, type ResponseBuilder } from '../writer.ts';
 import { hasLiteral } from '../../store/imap-envelope.ts';
+import { LINE_ITEMS, lineBound, lineFits, writeLine } from '../fetch-lines.ts';
 
 // Rows per store query: small enough that a batch's strings die young (cheap scavenges, no old-space growth).
 const BATCH = 200;
@@ -99,33 +100,6 @@ function writeItem(s: Session, w: ResponseBuilder, item: FetchItem, m: FetchedMe
   return null;
 }
 
-/** Items whose text needs neither the message file nor the response builder: the usual client sync. */
-const LINE_ITEMS: ReadonlySet<FetchItem['kind']> = new Set(['uid', 'flags', 'modseq', 'rfc822.size', 'internaldate', 'envelope']);
-
-/**
- * The whole response for one message as a string, for requests made of LINE_ITEMS only (one string per message,
- * no builder); null when this message needs the builder after all (UTF-8 client, 8-bit envelope).
- */
-function lineOf(items: readonly FetchItem[], m: FetchedMessage, seq: number, recent: boolean, utf8: boolean): string | null {
-  let line = `* ${seq} FETCH (`;
-  for (let k = 0; k < items.length; k++) {
-    if (k > 0) line += ' ';
-    switch (items[k]!.kind) {
-      case 'uid': line += `UID ${m.uid}`; break;
-      case 'flags': line += recent ? `FLAGS (${m.flags.length ? `${m.flags.join(' ')} \\Recent` : '\\Recent'})` : `FLAGS (${m.flags.join(' ')})`; break;
-      case 'modseq': line += `MODSEQ (${m.modseq})`; break;
-      case 'rfc822.size': line += `RFC822.SIZE ${m.size}`; break;
-      case 'internaldate': line += `INTERNALDATE "${formatDateTime(m.internalDate, m.internalDateZone)}"`; break;
-      case 'envelope':
-        if (m.envelopeImap === undefined || (utf8 && hasLiteral(m.envelopeImap))) return null;
-        line += `ENVELOPE ${m.envelopeImap}`;
-        break;
-      default: return null;
-    }
-  }
-  return `${line})\r\n`;
-}
-
 export const fetch: CommandHandler = {
   name: 'FETCH',
   states: ['selected'],
@@ -160,13 +134,15 @@ export const fetch: CommandHandler = {
     let pos = 0;
     let segmentStart = 0;
     let outBytes = 0;
-    // The last chunk is held to go out with the tagged answer.
+    // The last chunk is held to go out with the tagged answer. A chunk the socket has written out entirely (nothing
+    // left in its buffer) is filled again rather than replaced: a big FETCH then allocates one or two chunks, not
+    // one per 256 KiB of output.
     const flush = async (last = false): Promise<void> => {
       if (pos > segmentStart) out.push(chunk.subarray(segmentStart, pos));
       if (out.length && last) for (const b of out) s.hold(b);
       else if (out.length) await s.send(out.length === 1 ? out[0]! : Buffer.concat(out));
       out = [];
-      if (!last) chunk = Buffer.allocUnsafe(OUTPUT_CHUNK);
+      if (!last && s.socket.writableLength > 0) chunk = Buffer.allocUnsafe(OUTPUT_CHUNK);
       pos = segmentStart = outBytes = 0;
     };
     let failure: string | null = null;
@@ -199,23 +175,30 @@ export const fetch: CommandHandler = {
         const seq = view.seqOf(m.uid);
         if (seq === 0) continue;
         told?.set(m.uid, m.modseq);
-        let line = lines ? lineOf(items, m, seq, view.recent.size > 0 && view.recent.has(m.uid), s.rev2) : null;
-        let w: ResponseBuilder | null = null;
-        if (line === null) {
-          const message = needsBody ? await s.store.readMessage(view.id, m.uid) : null;
-          if (needsBody && !message) continue; // expunged meanwhile
-          w = s.builder().raw(`* ${seq} FETCH`).open();
-          for (const item of items) {
-            const err = writeItem(s, w, item, m, message, view.recent.has(m.uid));
-            if (err) failure = err;
+        if (lines && lineFits(items, m, s.rev2)) {
+          const bound = lineBound(items, m);
+          if (bound <= chunk.length) {
+            if (pos + bound > chunk.length) await flush();
+            const end = writeLine(chunk, pos, items, m, seq, view.recent.size > 0 && view.recent.has(m.uid));
+            outBytes += end - pos;
+            pos = end;
+            if (outBytes >= OUTPUT_CHUNK) await flush();
+            continue;
           }
-          if (addFlags.has(m.uid) && !items.some((x) => x.kind === 'flags')) {
-            writeItem(s, w, { kind: 'flags' }, m, null, view.recent.has(m.uid));
-            if (s.condstore && !items.some((x) => x.kind === 'modseq')) w.raw(`MODSEQ (${m.modseq})`);
-          }
-          w.close();
-          line = w.finishText();
         }
+        const message = needsBody ? await s.store.readMessage(view.id, m.uid) : null;
+        if (needsBody && !message) continue; // expunged meanwhile
+        const w = s.builder().raw(`* ${seq} FETCH`).open();
+        for (const item of items) {
+          const err = writeItem(s, w, item, m, message, view.recent.has(m.uid));
+          if (err) failure = err;
+        }
+        if (addFlags.has(m.uid) && !items.some((x) => x.kind === 'flags')) {
+          writeItem(s, w, { kind: 'flags' }, m, null, view.recent.has(m.uid));
+          if (s.condstore && !items.some((x) => x.kind === 'modseq')) w.raw(`MODSEQ (${m.modseq})`);
+        }
+        w.close();
+        const line = w.finishText();
         // A UTF-16 unit encodes to at most 3 bytes: the line fits when that many are left.
         if (line !== null && pos + line.length * 3 > chunk.length) await flush();
         if (line !== null && line.length * 3 <= chunk.length) {
@@ -225,7 +208,7 @@ export const fetch: CommandHandler = {
         } else {
           if (pos > segmentStart) out.push(chunk.subarray(segmentStart, pos));
           segmentStart = pos;
-          const buf = line !== null ? Buffer.from(line, 'utf8') : w!.finish();
+          const buf = line !== null ? Buffer.from(line, 'utf8') : w.finish();
           out.push(buf);
           outBytes += buf.length;
         }
