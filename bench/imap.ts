@@ -82,14 +82,15 @@ interface Server {
 }
 
 /**
- * Postern runs as a release does: bundled by esbuild (as scripts/build.ts bundles dist/server.js), not through
- * Node's type stripping, whose TypeScript transformer alone adds ~40 MiB of resident memory.
+ * Postern runs as a release does: bundled by esbuild (as scripts/build.ts bundles dist/server.js, whitespace and
+ * comments out), not through Node's type stripping, whose TypeScript transformer alone adds ~40 MiB of resident
+ * memory.
  */
 async function bundleServer(outDir: string): Promise<string> {
   const outfile = path.join(outDir, 'postern-imap-server.mjs');
   await build({
     entryPoints: [path.join(import.meta.dirname, 'support/postern-imap-server.ts')], outfile, bundle: true, format: 'esm',
-    platform: 'node', target: 'node24', logLevel: 'warning',
+    platform: 'node', target: 'node24', logLevel: 'warning', minifyWhitespace: true,
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
   return outfile;
