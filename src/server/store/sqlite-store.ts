@@ -19,7 +19,7 @@ import {
   MAILBOX_DELIMITER, StoreError,
   type AccountInfo, type AliasConfig, type AppendOptions, type AppendResult, type ChangesSince, type CopyResult,
   type DeliveryOptions, type DeliveryResult, type ExpungeResult, type FetchedMessage, type FetchWanted, type MailboxInfo,
-  type MailboxStatus, type MailStore, type MessageMeta, type QuotaUsage, type ReconcileReport, type RecipientResolution,
+  type MailboxStatus, type MailStore, type MessageMeta, type OpenedMailbox, type QuotaUsage, type ReconcileReport, type RecipientResolution,
   type SearchKey, type SpecialUse, type StoreEvent, type StoreFlagsOperation, type StoreFlagsResult, type StoreListener,
   type StoreNotifier, type UidSet, type UserConfig,
 } from './types.ts';
@@ -495,6 +495,29 @@ export class SqliteStore implements MailStore {
       for (const k of keywordsFromColumn(r.keywords)) if (!out.has(k.toLowerCase())) out.set(k.toLowerCase(), k);
     }
     return [...out.values()].sort();
+  }
+
+  openMailbox(account: string, name: string): OpenedMailbox | null {
+    return this.read(() => {
+      const info = this.getMailbox(account, name);
+      if (!info) return null;
+      return { info, status: this.status(info.id), uids: this.listUids(info.id), keywords: this.keywords(info.id) };
+    });
+  }
+
+  /**
+   * Runs several reads in one read transaction: one snapshot, and one shared lock taken and dropped instead of
+   * one per statement (each autocommit read costs a few system calls in WAL mode). Inside a transaction already,
+   * just runs them.
+   */
+  private read<T>(fn: () => T): T {
+    if (this.db.isTransaction) return fn();
+    this.q('BEGIN').run();
+    try {
+      return fn();
+    } finally {
+      this.q('COMMIT').run();
+    }
   }
 
   claimRecent(mailboxId: number): number[] {

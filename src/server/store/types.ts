@@ -199,6 +199,14 @@ export interface FetchedMessage extends Omit<MessageMeta, 'flags'> {
   header?: Buffer;
 }
 
+export interface OpenedMailbox {
+  info: MailboxInfo;
+  status: MailboxStatus;
+  /** As listUids() returns them: shared, never changed. */
+  uids: readonly number[];
+  keywords: string[];
+}
+
 export interface AppendOptions {
   flags?: readonly string[];
   /** INTERNALDATE; defaults to now. */
@@ -353,6 +361,8 @@ export interface MailStore extends DeliveryStore {
   keywords(mailboxId: number): string[];
   /** Returns the UIDs that were \Recent and clears them, so only the first session to SELECT sees them. */
   claimRecent(mailboxId: number): number[];
+  /** What SELECT needs (getMailbox, status, listUids, keywords) read as one snapshot; null when no such mailbox. */
+  openMailbox(account: string, name: string): OpenedMailbox | null;
 
   // Messages -------------------------------------------------------------------------------------------------
   /** UIDs of the mailbox, ascending: the cheap way to build a session's sequence map at SELECT. Shared: never

@@ -60,12 +60,12 @@ async function open(s: Session, a: Args, readOnly: boolean): Promise<CommandResu
     if (s.rev2 || s.qresync) s.hold('* OK [CLOSED] Previous mailbox closed\r\n');
   }
   if (params.condstore || params.qresync) s.condstore = true;
-  const mb = s.store.getMailbox(s.account!.address, name);
-  if (!mb) return no(`Mailbox ${name.slice(0, 100)} does not exist`, 'NONEXISTENT');
-  const status = s.store.status(mb.id);
-  const view = new SelectedMailbox(mb, s.store.listUids(mb.id), s.store.keywords(mb.id), { readOnly, origin: s.origin });
+  const opened = s.store.openMailbox(s.account!.address, name);
+  if (!opened) return no(`Mailbox ${name.slice(0, 100)} does not exist`, 'NONEXISTENT');
+  const { info: mb, status } = opened;
+  const view = new SelectedMailbox(mb, opened.uids, opened.keywords, { readOnly, origin: s.origin });
   s.select(view);
-  if (!s.rev2 && !readOnly) for (const u of s.store.claimRecent(mb.id)) view.recent.add(u);
+  if (!s.rev2 && !readOnly && status.recent > 0) for (const u of s.store.claimRecent(mb.id)) view.recent.add(u);
   const flags = view.flagList().join(' ');
   const out: string[] = [`* FLAGS (${flags})\r\n`];
   out.push(readOnly ? '* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n' : `* OK [PERMANENTFLAGS (${flags} \\*)] Flags permitted\r\n`);
