@@ -112,11 +112,19 @@ function posternNodeFlags(): string[] {
   return args.slice(1, args.findIndex((a) => a.endsWith('server.js'))).filter((a) => a.startsWith('--'));
 }
 
+/** The unit's Environment= settings (NAME=value), which the server process gets as well. */
+function posternEnvironment(): Record<string, string> {
+  const unit = readFileSync(path.join(import.meta.dirname, '../templates/postern.service'), 'utf8');
+  const env: Record<string, string> = {};
+  for (const m of unit.matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/gm)) env[m[1]!] = m[2]!;
+  return env;
+}
+
 async function startPostern(dir: string, certFile: string, keyFile: string): Promise<Server & { importMs: number }> {
   const hash = hashPassword(PASSWORD, { memory: 1024, passes: 1 });
   const flags = posternNodeFlags();
   const child = spawn(process.execPath, [...flags, serverBundle, path.join(dir, 'postern'), certFile, keyFile, USER, hash],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...posternEnvironment() } });
   const rl = createInterface({ input: child.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
     rl.once('line', resolve);
@@ -264,7 +272,8 @@ try {
 }
 
 const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
-const nodeFlags = ` (Postern run with node ${posternNodeFlags().join(' ') || 'without flags'})`;
+const unitEnv = Object.entries(posternEnvironment()).map(([k, v]) => `${k}=${v} `).join('');
+const nodeFlags = ` (Postern run as ${unitEnv}node ${posternNodeFlags().join(' ') || 'without flags'})`;
 console.log(`\nIMAP: Postern vs Dovecot (same machine, same mailbox, medians of interleaved runs)${nodeFlags}\n`);
 console.log(`${'operation'.padEnd(38)} ${'messages'.padStart(8)} ${'Postern'.padStart(10)} ${'Dovecot'.padStart(10)}  unit   ratio (>1 = Postern better)`);
 for (const r of rows) {
