@@ -22,6 +22,8 @@ const USER = 'bench@example.com';
 const PASSWORD = 'bench-password-1';
 const SIZES = (process.env.BENCH_IMAP_SIZES ?? '10000,50000').split(',').map(Number).filter((n) => n > 0);
 const REPEAT = Number(process.env.BENCH_IMAP_REPEAT ?? 5);
+// SELECT takes under a millisecond, within reach of scheduling noise on a busy machine: more samples for its median.
+const SELECT_REPEAT = Number(process.env.BENCH_IMAP_SELECT_REPEAT ?? Math.max(REPEAT, 21));
 const APPEND_CLIENTS = 4;
 const APPENDS_PER_CLIENT = Number(process.env.BENCH_IMAP_APPENDS ?? 50);
 const RARE = 'quillwort';
@@ -217,8 +219,8 @@ async function benchSize(size: number, rows: Row[]): Promise<void> {
     }
     rows.push({ op: 'first SELECT + FETCH (cold)', size, postern: cold.postern!, dovecot: cold.dovecot!, unit: 'ms', note: 'Postern indexed at import' });
 
-    const ops: Array<{ op: string; run: (c: RawImap) => Promise<number> }> = [
-      { op: 'SELECT INBOX', run: async (c) => (await c.command('SELECT INBOX')).ms },
+    const ops: Array<{ op: string; repeat?: number; run: (c: RawImap) => Promise<number> }> = [
+      { op: 'SELECT INBOX', repeat: SELECT_REPEAT, run: async (c) => (await c.command('SELECT INBOX')).ms },
       {
         op: 'UID FETCH 1:* (FLAGS ENVELOPE)',
         run: async (c) => { await c.command('SELECT INBOX'); return (await c.command('UID FETCH 1:* (FLAGS ENVELOPE)')).ms; },
@@ -242,7 +244,7 @@ async function benchSize(size: number, rows: Row[]): Promise<void> {
     console.error(`[${size}] postern: ${counts.postern}; dovecot: ${counts.dovecot}; expected ${size} messages, ${rareCount} hits`);
     for (const o of ops) {
       const times: Record<string, number[]> = { postern: [], dovecot: [] };
-      for (let r = 0; r < REPEAT; r++) {
+      for (let r = 0; r < (o.repeat ?? REPEAT); r++) {
         const order = r % 2 ? [dovecot, postern] : [postern, dovecot];
         for (const s of order) times[s.name]!.push(await measure(s, o.run));
       }
