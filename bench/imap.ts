@@ -22,6 +22,8 @@ const USER = 'bench@example.com';
 const PASSWORD = 'bench-password-1';
 const SIZES = (process.env.BENCH_IMAP_SIZES ?? '10000,50000').split(',').map(Number).filter((n) => n > 0);
 const REPEAT = Number(process.env.BENCH_IMAP_REPEAT ?? 5);
+// SELECT takes under a millisecond, within reach of scheduling noise on a busy machine: more samples for its median.
+const SELECT_REPEAT = Number(process.env.BENCH_IMAP_SELECT_REPEAT ?? Math.max(REPEAT, 21));
 const APPEND_CLIENTS = 4;
 const APPENDS_PER_CLIENT = Number(process.env.BENCH_IMAP_APPENDS ?? 50);
 const RARE = 'quillwort';
@@ -82,14 +84,15 @@ interface Server {
 }
 
 /**
- * Postern runs as a release does: bundled by esbuild (as scripts/build.ts bundles dist/server.js), not through
- * Node's type stripping, whose TypeScript transformer alone adds ~40 MiB of resident memory.
+ * Postern runs as a release does: bundled by esbuild (as scripts/build.ts bundles dist/server.js, whitespace and
+ * comments out), not through Node's type stripping, whose TypeScript transformer alone adds ~40 MiB of resident
+ * memory.
  */
 async function bundleServer(outDir: string): Promise<string> {
   const outfile = path.join(outDir, 'postern-imap-server.mjs');
   await build({
     entryPoints: [path.join(import.meta.dirname, 'support/postern-imap-server.ts')], outfile, bundle: true, format: 'esm',
-    platform: 'node', target: 'node24', logLevel: 'warning',
+    platform: 'node', target: 'node24', logLevel: 'warning', minifyWhitespace: true,
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
   return outfile;
@@ -111,11 +114,19 @@ function posternNodeFlags(): string[] {
   return args.slice(1, args.findIndex((a) => a.endsWith('server.js'))).filter((a) => a.startsWith('--'));
 }
 
+/** The unit's Environment= settings (NAME=value), which the server process gets as well. */
+function posternEnvironment(): Record<string, string> {
+  const unit = readFileSync(path.join(import.meta.dirname, '../templates/postern.service'), 'utf8');
+  const env: Record<string, string> = {};
+  for (const m of unit.matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/gm)) env[m[1]!] = m[2]!;
+  return env;
+}
+
 async function startPostern(dir: string, certFile: string, keyFile: string): Promise<Server & { importMs: number }> {
   const hash = hashPassword(PASSWORD, { memory: 1024, passes: 1 });
   const flags = posternNodeFlags();
   const child = spawn(process.execPath, [...flags, serverBundle, path.join(dir, 'postern'), certFile, keyFile, USER, hash],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...posternEnvironment() } });
   const rl = createInterface({ input: child.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
     rl.once('line', resolve);
@@ -208,8 +219,8 @@ async function benchSize(size: number, rows: Row[]): Promise<void> {
     }
     rows.push({ op: 'first SELECT + FETCH (cold)', size, postern: cold.postern!, dovecot: cold.dovecot!, unit: 'ms', note: 'Postern indexed at import' });
 
-    const ops: Array<{ op: string; run: (c: RawImap) => Promise<number> }> = [
-      { op: 'SELECT INBOX', run: async (c) => (await c.command('SELECT INBOX')).ms },
+    const ops: Array<{ op: string; repeat?: number; run: (c: RawImap) => Promise<number> }> = [
+      { op: 'SELECT INBOX', repeat: SELECT_REPEAT, run: async (c) => (await c.command('SELECT INBOX')).ms },
       {
         op: 'UID FETCH 1:* (FLAGS ENVELOPE)',
         run: async (c) => { await c.command('SELECT INBOX'); return (await c.command('UID FETCH 1:* (FLAGS ENVELOPE)')).ms; },
@@ -233,7 +244,7 @@ async function benchSize(size: number, rows: Row[]): Promise<void> {
     console.error(`[${size}] postern: ${counts.postern}; dovecot: ${counts.dovecot}; expected ${size} messages, ${rareCount} hits`);
     for (const o of ops) {
       const times: Record<string, number[]> = { postern: [], dovecot: [] };
-      for (let r = 0; r < REPEAT; r++) {
+      for (let r = 0; r < (o.repeat ?? REPEAT); r++) {
         const order = r % 2 ? [dovecot, postern] : [postern, dovecot];
         for (const s of order) times[s.name]!.push(await measure(s, o.run));
       }
@@ -263,7 +274,8 @@ try {
 }
 
 const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
-const nodeFlags = ` (Postern run with node ${posternNodeFlags().join(' ') || 'without flags'})`;
+const unitEnv = Object.entries(posternEnvironment()).map(([k, v]) => `${k}=${v} `).join('');
+const nodeFlags = ` (Postern run as ${unitEnv}node ${posternNodeFlags().join(' ') || 'without flags'})`;
 console.log(`\nIMAP: Postern vs Dovecot (same machine, same mailbox, medians of interleaved runs)${nodeFlags}\n`);
 console.log(`${'operation'.padEnd(38)} ${'messages'.padStart(8)} ${'Postern'.padStart(10)} ${'Dovecot'.padStart(10)}  unit   ratio (>1 = Postern better)`);
 for (const r of rows) {

@@ -35,6 +35,10 @@ const result = await build({
   platform: 'node',
   target: 'node24',
   splitting: true,
+  // Whitespace and comments out (names kept, for stack traces; the linked source map gives positions): V8 keeps
+  // every loaded module's source in memory, and a single non-ASCII comment (dependencies have them) makes the
+  // whole source a two-byte string. About 6 MiB less resident memory for the server (bench/imap.ts).
+  minifyWhitespace: true,
   chunkNames: 'chunks/[name]-[hash]',
   sourcemap: 'linked',
   legalComments: 'linked',

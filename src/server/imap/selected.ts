@@ -38,6 +38,8 @@ export class SelectedMailbox {
   saved: number[] | null = null;
   /** Set when the mailbox was deleted under this session. */
   gone = false;
+  /** Keywords were added to `keywords` that the client has not been told of in FLAGS yet. */
+  newKeywords = false;
   private readonly origin: unknown;
 
   constructor(info: MailboxInfo, uids: readonly number[], keywords: Iterable<string>, opts: ViewOptions) {
@@ -115,6 +117,35 @@ export class SelectedMailbox {
   onEvent = (e: StoreEvent): void => {
     this.pending.push(e);
   };
+
+  /**
+   * Forgets queued flag changes the client has read since, in a FETCH that gave it the message's flags with a
+   * modseq at least as new. Keywords they bring are still announced (newKeywords). Events are shared between
+   * sessions: filtered copies replace them, they are never changed.
+   */
+  forgetFlagChanges(told: ReadonlyMap<number, number>): void {
+    const kept: StoreEvent[] = [];
+    for (const e of this.pending) {
+      if (e.type !== 'flags') {
+        kept.push(e);
+        continue;
+      }
+      const messages = e.messages.filter((m) => {
+        const modseq = told.get(m.uid);
+        if (modseq === undefined || modseq < m.modseq) return true;
+        for (const f of m.flags) {
+          if (!f.startsWith('\\') && !this.keywords.has(f)) {
+            this.keywords.add(f);
+            this.newKeywords = true;
+          }
+        }
+        return false;
+      });
+      if (messages.length === e.messages.length) kept.push(e);
+      else if (messages.length > 0) kept.push({ ...e, messages });
+    }
+    this.pending = kept;
+  }
 
   hasPending(): boolean {
     return this.pending.length > 0;

@@ -63,6 +63,8 @@ export function bad(text: string, code?: string): CommandResult {
 }
 
 const MAX_MAILBOX_NAME_BYTES = 1024;
+/** Held output past this many characters or bytes goes out at once rather than with the tagged answer. */
+const HOLD_MAX = 64 * 1024;
 /** Store events queued for a client that is not idling, before it is asked to reconnect. */
 const MAX_PENDING_EVENTS = 20000;
 
@@ -92,6 +94,9 @@ export class Session {
   /** Wakes IDLE when store events arrive. */
   idleWake: (() => void) | null = null;
   private closed = false;
+  /** Untagged output waiting to go out with the next write (see hold()). */
+  private held: Array<string | Buffer> = [];
+  private heldSize = 0;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -151,8 +156,40 @@ export class Session {
   }
 
   write(data: string | Buffer): boolean {
-    if (this.closed || this.socket.destroyed || this.socket.writableEnded) return false;
-    return this.socket.write(data);
+    if (this.closed || this.socket.destroyed || this.socket.writableEnded) {
+      this.held = [];
+      this.heldSize = 0;
+      return false;
+    }
+    if (this.held.length === 0) return data.length > 0 ? this.socket.write(data) : true;
+    const held = this.held;
+    this.held = [];
+    this.heldSize = 0;
+    if (typeof data === 'string' && held.every((h) => typeof h === 'string')) return this.socket.write(held.join('') + data);
+    // One writev, so one TLS record and one system call for the lot.
+    this.socket.cork();
+    let ok = true;
+    for (const h of held) ok = this.socket.write(h) && ok;
+    if (data.length > 0) ok = this.socket.write(data) && ok;
+    this.socket.uncork();
+    return ok;
+  }
+
+  /**
+   * Queues untagged responses to go out with the next write, normally the command's tagged answer: a command's
+   * output then leaves in one TLS record and one system call instead of one per response. Only for output a
+   * tagged answer follows (never a continuation request, nor IDLE's updates: flush() those).
+   */
+  hold(data: string | Buffer): void {
+    if (data.length === 0) return;
+    this.held.push(data);
+    this.heldSize += data.length;
+    if (this.heldSize >= HOLD_MAX) this.write('');
+  }
+
+  /** Sends held output now (waiting for the socket to drain when its buffer is full). */
+  async flush(): Promise<void> {
+    if (this.held.length > 0) await this.send('');
   }
 
   /** Writes and waits for the socket to drain when its buffer is full (large FETCH responses). */
@@ -182,6 +219,7 @@ export class Session {
   /** Ends the connection after the pending output is written. */
   end(): void {
     this.state = 'logout';
+    this.write('');
     this.socket.end();
   }
 
@@ -239,6 +277,7 @@ export class Session {
 
   private destroySoon(): void {
     if (this.closed) return;
+    this.write('');
     this.socket.end();
     // A client that never reads its last bytes must not keep the socket open.
     setTimeout(() => this.destroy(), 5000).unref();

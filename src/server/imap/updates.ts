@@ -8,7 +8,7 @@ import { uidSetText } from './selected.ts';
 
 export async function flushUpdates(s: Session, allowExpunge: boolean): Promise<void> {
   const view = s.selected;
-  if (!view || !view.hasPending()) return;
+  if (!view || (!view.hasPending() && !view.newKeywords)) return;
   const events = view.pending;
   const held: StoreEvent[] = [];
   view.pending = [];
@@ -16,7 +16,8 @@ export async function flushUpdates(s: Session, allowExpunge: boolean): Promise<v
   const expunged = new Set<number>();
   const added: number[] = [];
   const flagChanges = new Map<number, { flags: string[]; modseq: number }>();
-  let newKeyword = false;
+  let newKeyword = view.newKeywords;
+  view.newKeywords = false;
   let deleted = false;
   for (const e of events) {
     switch (e.type) {
@@ -84,5 +85,6 @@ export async function flushUpdates(s: Session, allowExpunge: boolean): Promise<v
     const modseq = s.condstore ? ` MODSEQ (${m.modseq})` : '';
     out.push(`* ${seq} FETCH (UID ${uid} FLAGS (${flags})${modseq})\r\n`);
   }
-  if (out.length) await s.send(out.join(''));
+  // Goes out with the tagged answer (IDLE flushes it itself).
+  if (out.length) s.hold(out.join(''));
 }

@@ -43,7 +43,15 @@ export function keywordsFromColumn(col: string): string[] {
 
 const SYSTEM_BITS: ReadonlyArray<readonly [string, number]> = SYSTEM_FLAGS.map((f) => [f, FLAG_BITS[f.toLowerCase()]!] as const);
 // Large FETCH FLAGS answers map the same few bit masks over and over: build each system-flag list once.
-const BIT_LISTS: ReadonlyArray<readonly string[]> = Array.from({ length: 32 }, (_, bits) => SYSTEM_BITS.filter(([, b]) => bits & b).map(([f]) => f));
+const BIT_LISTS: ReadonlyArray<readonly string[]> = Array.from({ length: 32 }, (_, bits) => Object.freeze(SYSTEM_BITS.filter(([, b]) => bits & b).map(([f]) => f)));
+
+/**
+ * flagList() for read-only use: messages without keywords share one frozen list per bit mask, so a FETCH of
+ * thousands of messages allocates no array per message.
+ */
+export function sharedFlagList(bits: number, keywordsCol: string): readonly string[] {
+  return keywordsCol.length === 0 ? BIT_LISTS[bits & 31]! : [...BIT_LISTS[bits & 31]!, ...keywordsFromColumn(keywordsCol)];
+}
 
 export function flagList(bits: number, keywordsCol: string): string[] {
   const sys = BIT_LISTS[bits & 31]!;

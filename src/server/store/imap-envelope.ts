@@ -1,7 +1,8 @@
 // The IMAP ENVELOPE form (RFC 3501 7.4.2 / RFC 9051 7.5.2) as text, computed once at delivery and kept in the
 // index (contents.envelope_imap), so FETCH ENVELOPE copies cached text instead of parsing JSON and rebuilding
-// it per message. Only the form every client accepts is cached: all strings quoted, ASCII only. Envelopes that
-// need literals or UTF-8 quoted strings (rare: raw 8-bit headers) are built per FETCH from the JSON instead.
+// it per message. The cached form is the one every client accepts: ASCII in quoted strings, and literals (whose
+// byte counts are part of the text) for values that cannot be quoted, such as raw 8-bit headers. Clients that
+// enabled UTF-8 get those values as UTF-8 quoted strings instead, built per FETCH from the JSON envelope.
 import type { Envelope, EnvelopeAddress } from './types.ts';
 
 const MAX_QUOTED = 1024;
@@ -45,4 +46,30 @@ export function envelopeText(e: Envelope, utf8: boolean): string | null {
   ];
   for (const f of fields) if (f === null) return null;
   return `(${fields.join(' ')})`;
+}
+
+/** A string as IMAP text: quoted when it can be for any client, a literal (its byte count included) otherwise. */
+function wire(v: string | null): string {
+  if (v === null) return 'NIL';
+  return quotedOrNull(v, false) ?? `{${Buffer.byteLength(v, 'utf8')}}\r\n${v}`;
+}
+
+function addressWire(list: EnvelopeAddress[] | null): string {
+  if (!list || list.length === 0) return 'NIL';
+  let out = '(';
+  for (const a of list) out += `(${wire(a.name)} ${wire(a.adl)} ${wire(a.mailbox)} ${wire(a.host)})`;
+  return `${out})`;
+}
+
+/** ENVELOPE for any client: envelopeText() when it needs no literal, else the same with literals where needed. */
+export function envelopeWireText(e: Envelope): string {
+  const quoted = envelopeText(e, false);
+  if (quoted !== null) return quoted;
+  return `(${wire(e.date)} ${wire(e.subject)} ${addressWire(e.from)} ${addressWire(e.sender ?? e.from)} ${addressWire(e.replyTo ?? e.from)}`
+    + ` ${addressWire(e.to)} ${addressWire(e.cc)} ${addressWire(e.bcc)} ${wire(e.inReplyTo)} ${wire(e.messageId)})`;
+}
+
+/** Does cached envelope text hold a literal? (A quoted string never holds CR or LF.) */
+export function hasLiteral(text: string): boolean {
+  return text.includes('}\r\n');
 }

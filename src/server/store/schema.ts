@@ -1,8 +1,9 @@
 // The index schema. One database per server (<stateDir>/store/index.sqlite), WAL mode, synchronous=FULL: a
 // committed row (an APPEND that got OK, a delivery that got 250) survives power loss, not just a crash.
 import type { DatabaseSync } from 'node:sqlite';
+import { envelopeWireText } from './imap-envelope.ts';
 
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS contents(
   header BLOB NOT NULL,
   envelope TEXT NOT NULL,
   body_structure TEXT NOT NULL,
-  -- ENVELOPE as IMAP text (see imap-envelope.ts); NULL when it needs literals or was indexed before version 4.
+  -- ENVELOPE as IMAP text for any client, literals included where needed (see imap-envelope.ts); NULL only
+  -- while a version-3 index migrates.
   envelope_imap TEXT
 );
 -- Lower-cased text; trigram index with detail=none (8x smaller than detail=full): GLOB '*needle*' uses it.
@@ -123,7 +125,22 @@ const MIGRATIONS: Record<number, (db: DatabaseSync) => void> = {
     if (!cols.some((c) => c.name === 'envelope_imap')) db.exec('ALTER TABLE contents ADD COLUMN envelope_imap TEXT');
   },
   4: (db) => db.exec(ENVELOPE_INDEX_DDL), // 4 → 5: the covering index FETCH ENVELOPE reads
+  5: fillEnvelopeText, // 5 → 6: every row gets its text, with literals where needed (before: NULL for those)
 };
+
+const FILL_BATCH = 500;
+
+/** Envelope text for the rows that have none (8-bit headers, or indexed before version 4), from the JSON. */
+function fillEnvelopeText(db: DatabaseSync): void {
+  const next = db.prepare('SELECT id, envelope FROM contents WHERE envelope_imap IS NULL AND id > ? ORDER BY id LIMIT ?');
+  const update = db.prepare('UPDATE contents SET envelope_imap = ? WHERE id = ?');
+  for (let after = 0; ;) {
+    const rows = next.all(after, FILL_BATCH) as Array<{ id: number; envelope: string }>;
+    for (const r of rows) update.run(envelopeWireText(JSON.parse(r.envelope)), r.id);
+    if (rows.length < FILL_BATCH) return;
+    after = rows[rows.length - 1]!.id;
+  }
+}
 
 export function openSchema(db: DatabaseSync): void {
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA busy_timeout = 5000;');

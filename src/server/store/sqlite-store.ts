@@ -7,10 +7,10 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { Logger } from 'pino';
-import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags } from './flags.ts';
+import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags, sharedFlagList } from './flags.ts';
 import { accountDir, deliveryKeyFromFileName, fsyncDir, linkMessageFile, syncPath, writeMessageFile, ensureMaildir } from './maildir.ts';
 import { parseMessage, toCrlf, type ParsedMessage } from './mime.ts';
-import { envelopeText } from './imap-envelope.ts';
+import { envelopeWireText } from './imap-envelope.ts';
 import { folderName, normalizeAddress, normalizeMailboxName } from './names.ts';
 import { DUMMY_HASH, verifyPasswordHash } from './password.ts';
 import { openSchema } from './schema.ts';
@@ -19,7 +19,7 @@ import {
   MAILBOX_DELIMITER, StoreError,
   type AccountInfo, type AliasConfig, type AppendOptions, type AppendResult, type ChangesSince, type CopyResult,
   type DeliveryOptions, type DeliveryResult, type ExpungeResult, type FetchedMessage, type FetchWanted, type MailboxInfo,
-  type MailboxStatus, type MailStore, type MessageMeta, type QuotaUsage, type ReconcileReport, type RecipientResolution,
+  type MailboxStatus, type MailStore, type MessageMeta, type OpenedMailbox, type QuotaUsage, type ReconcileReport, type RecipientResolution,
   type SearchKey, type SpecialUse, type StoreEvent, type StoreFlagsOperation, type StoreFlagsResult, type StoreListener,
   type StoreNotifier, type UidSet, type UserConfig,
 } from './types.ts';
@@ -115,7 +115,7 @@ class Notifier implements StoreNotifier {
 }
 
 /** A fetch() row: uid, flags, keywords, modseq, size, internal date, zone, IMAP envelope, envelope JSON, body structure JSON, header. */
-type FetchRow = [number, number, string, number, number, number, number, string | null, string | null, string | null, Uint8Array | null, number];
+type FetchRow = [number, number, string, number, number, number, number, string | null, string | null, string | null, Uint8Array | null];
 
 function metaOf(r: MessageRow): MessageMeta {
   return { uid: r.uid, flags: flagList(r.flags, r.keywords), modseq: r.modseq, size: r.size, internalDate: r.internal_date, internalDateZone: r.internal_zone };
@@ -378,10 +378,15 @@ export class SqliteStore implements MailStore {
   }
 
   getMailbox(account: string, name: string): MailboxInfo | null {
-    const a = this.requireAccount(account);
     const n = normalizeMailboxName(name);
-    const r = this.mailboxRow(a, n);
-    return r ? mailboxInfo(r, this.subscribed(a, n)) : null;
+    // One statement for account, mailbox and subscription (SELECT runs this on every open); the account is looked
+    // at alone only when no mailbox row came back, to tell "no such account" from "no such mailbox".
+    const a = normalizeAddress(account);
+    const r = a === null ? undefined : this.q(`SELECT b.*, EXISTS(SELECT 1 FROM subscriptions s WHERE s.account = b.account AND s.name = b.name) AS subscribed
+      FROM accounts a JOIN mailboxes b ON b.account = a.address AND b.name = ? WHERE a.address = ? AND a.active = 1`).get(n, a) as (MailboxRow & { subscribed: number }) | undefined;
+    if (r) return mailboxInfo(r, r.subscribed === 1);
+    this.requireAccount(account);
+    return null;
   }
 
   getMailboxById(id: number): MailboxInfo | null {
@@ -501,9 +506,11 @@ export class SqliteStore implements MailStore {
   }
 
   status(mailboxId: number): MailboxStatus {
-    const mb = this.q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as (MailboxRow & { n_messages: number; n_unseen: number; n_deleted: number; n_recent: number; total_size: number }) | undefined;
+    // The first unseen UID in the same statement (the partial index messages_unseen answers it at once).
+    const mb = this.q(`SELECT *, CASE WHEN n_unseen > 0 THEN (SELECT min(uid) FROM messages WHERE mailbox_id = b.id AND (flags & 1) = 0) END AS first_unseen
+      FROM mailboxes b WHERE id = ?`).get(mailboxId) as (MailboxRow & { n_messages: number; n_unseen: number; n_deleted: number; n_recent: number; total_size: number; first_unseen: number | null }) | undefined;
     if (!mb) throw new StoreError('NONEXISTENT', 'mailbox does not exist');
-    const first = mb.n_unseen > 0 ? (this.q('SELECT min(uid) AS u FROM messages WHERE mailbox_id = ? AND (flags & 1) = 0').get(mailboxId) as { u: number | null }).u : null;
+    const first = mb.first_unseen;
     return {
       messages: mb.n_messages, unseen: mb.n_unseen, recent: mb.n_recent, deleted: mb.n_deleted, sizeBytes: mb.total_size, firstUnseenUid: first,
       uidNext: mb.uid_next, uidValidity: mb.uid_validity, highestModseq: mb.highest_modseq,
@@ -516,6 +523,29 @@ export class SqliteStore implements MailStore {
       for (const k of keywordsFromColumn(r.keywords)) if (!out.has(k.toLowerCase())) out.set(k.toLowerCase(), k);
     }
     return [...out.values()].sort();
+  }
+
+  openMailbox(account: string, name: string): OpenedMailbox | null {
+    return this.read(() => {
+      const info = this.getMailbox(account, name);
+      if (!info) return null;
+      return { info, status: this.status(info.id), uids: this.listUids(info.id), keywords: this.keywords(info.id) };
+    });
+  }
+
+  /**
+   * Runs several reads in one read transaction: one snapshot, and one shared lock taken and dropped instead of
+   * one per statement (each autocommit read costs a few system calls in WAL mode). Inside a transaction already,
+   * just runs them.
+   */
+  private read<T>(fn: () => T): T {
+    if (this.db.isTransaction) return fn();
+    this.q('BEGIN').run();
+    try {
+      return fn();
+    } finally {
+      this.q('COMMIT').run();
+    }
   }
 
   claimRecent(mailboxId: number): number[] {
@@ -604,13 +634,10 @@ export class SqliteStore implements MailStore {
       cols.push(wanted.envelopeImap ? 'c.envelope_imap' : 'NULL', 'NULL', 'NULL', 'NULL');
       if (wanted.envelopeImap) from = 'messages m JOIN contents c INDEXED BY contents_envelope_imap ON c.id = m.content_id';
     } else {
-      // With envelopeImap the JSON envelope is read only for rows without the cached text.
-      cols.push(wanted.envelopeImap ? 'c.envelope_imap' : 'NULL');
-      cols.push(wanted.envelopeImap ? 'CASE WHEN c.envelope_imap IS NULL THEN c.envelope END' : wanted.envelope ? 'c.envelope' : 'NULL');
+      cols.push(wanted.envelopeImap ? 'c.envelope_imap' : 'NULL', wanted.envelope ? 'c.envelope' : 'NULL');
       cols.push(wanted.bodyStructure ? 'c.body_structure' : 'NULL', wanted.header ? 'c.header' : 'NULL');
       from = 'messages m JOIN contents c ON c.id = m.content_id';
     }
-    cols.push('m.content_id');
     const sql = `SELECT ${cols.join(', ')} FROM ${from} WHERE m.mailbox_id = ? AND ${where} ORDER BY m.uid`;
     // FETCH asks batch after batch with one UID range, so that shape is prepared once; other shapes are too many to keep.
     const stmt = params.length <= 3 ? this.q(sql) : this.db.prepare(sql);
@@ -618,19 +645,14 @@ export class SqliteStore implements MailStore {
     const out: FetchedMessage[] = [];
     // all() over iterate(): one native call per batch instead of one per row, about a third less time per row.
     for (const r of stmt.all(...params) as unknown as FetchRow[]) {
-      const m: FetchedMessage = {
-        uid: r[0], flags: flagList(r[1], r[2]), modseq: r[3], size: r[4], internalDate: r[5], internalDateZone: r[6],
-      };
-      if (r[7] !== null) m.envelopeImap = r[7];
-      else if (r[8] !== null) m.envelope = JSON.parse(r[8]);
-      else if (narrow && wanted.envelopeImap) {
-        // No cached text (needs literals, or indexed before version 4): the JSON envelope, from the wide row.
-        const e = this.q('SELECT envelope FROM contents WHERE id = ?').get(r[11]) as { envelope: string } | undefined;
-        if (e) m.envelope = JSON.parse(e.envelope);
-      }
-      if (r[9] !== null) m.bodyStructure = JSON.parse(r[9]);
-      if (r[10] !== null) m.header = Buffer.from(r[10].buffer, r[10].byteOffset, r[10].byteLength);
-      out.push(m);
+      // Every field in the literal, absent ones undefined: one object shape for all rows, no property added later.
+      out.push({
+        uid: r[0], flags: sharedFlagList(r[1], r[2]), modseq: r[3], size: r[4], internalDate: r[5], internalDateZone: r[6],
+        envelopeImap: r[7] ?? undefined,
+        envelope: r[8] === null ? undefined : JSON.parse(r[8]),
+        bodyStructure: r[9] === null ? undefined : JSON.parse(r[9]),
+        header: r[10] === null ? undefined : Buffer.from(r[10].buffer, r[10].byteOffset, r[10].byteLength),
+      });
     }
     return out;
   }
@@ -669,7 +691,7 @@ export class SqliteStore implements MailStore {
   private insertContent(bytes: Buffer, parsed: ParsedMessage, fts: FtsRow[]): number {
     const c = this.q('INSERT INTO contents(size, sent_day, header, envelope, body_structure, envelope_imap) VALUES (?, ?, ?, ?, ?, ?) RETURNING id')
       .get(bytes.length, parsed.sentDay, bytes.subarray(0, parsed.headerEnd), JSON.stringify(parsed.envelope), JSON.stringify(parsed.bodyStructure),
-        envelopeText(parsed.envelope, false)) as { id: number };
+        envelopeWireText(parsed.envelope)) as { id: number };
     fts.push([c.id, parsed.headerText.toLowerCase(), parsed.bodyText.toLowerCase()]);
     return c.id;
   }

@@ -182,19 +182,29 @@ export type BodyStructure = SinglePart | MultiPart;
 /** What a FETCH can ask of the index without opening the message file. */
 export interface FetchWanted {
   envelope?: boolean;
-  /** ENVELOPE as cached IMAP text in `envelopeImap`; `envelope` is filled instead for rows without that text. */
+  /** ENVELOPE as cached IMAP text in `envelopeImap` (absent only for a row indexed without it). */
   envelopeImap?: boolean;
   bodyStructure?: boolean;
   /** The raw header block (bytes up to and including the blank line): BODY[HEADER], HEADER.FIELDS, RFC822.HEADER. */
   header?: boolean;
 }
 
-export interface FetchedMessage extends MessageMeta {
+export interface FetchedMessage extends Omit<MessageMeta, 'flags'> {
+  /** As MessageMeta's, read-only: lists are shared between messages. */
+  flags: readonly string[];
   envelope?: Envelope;
-  /** ENVELOPE in IMAP syntax, valid for every client (ASCII, quoted strings only); see imap-envelope.ts. */
+  /** ENVELOPE in IMAP syntax for any client: quoted strings, literals where needed; see imap-envelope.ts. */
   envelopeImap?: string;
   bodyStructure?: BodyStructure;
   header?: Buffer;
+}
+
+export interface OpenedMailbox {
+  info: MailboxInfo;
+  status: MailboxStatus;
+  /** As listUids() returns them: shared, never changed. */
+  uids: readonly number[];
+  keywords: string[];
 }
 
 export interface AppendOptions {
@@ -351,6 +361,8 @@ export interface MailStore extends DeliveryStore {
   keywords(mailboxId: number): string[];
   /** Returns the UIDs that were \Recent and clears them, so only the first session to SELECT sees them. */
   claimRecent(mailboxId: number): number[];
+  /** What SELECT needs (getMailbox, status, listUids, keywords) read as one snapshot; null when no such mailbox. */
+  openMailbox(account: string, name: string): OpenedMailbox | null;
 
   // Messages -------------------------------------------------------------------------------------------------
   /** UIDs of the mailbox, ascending: the cheap way to build a session's sequence map at SELECT. Shared: never

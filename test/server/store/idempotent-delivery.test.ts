@@ -113,16 +113,16 @@ describe('idempotent delivery', () => {
     assert.deepEqual(subjects(f, ALICE), ['old', 'new']);
     const db = new DatabaseSync(path.join(f.stateDir, 'store', 'index.sqlite'));
     try {
-      assert.equal((db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, '5');
+      assert.equal((db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, '6');
       await f.store.close();
-      db.exec("UPDATE meta SET value = '6' WHERE key = 'schema_version'");
+      db.exec("UPDATE meta SET value = '7' WHERE key = 'schema_version'");
     } finally {
       db.close();
     }
-    await assert.rejects(f.reopen(), /schema version 6, this Postern reads 5/);
+    await assert.rejects(f.reopen(), /schema version 7, this Postern reads 6/);
     // Leave it openable for cleanup.
     const fix = new DatabaseSync(path.join(f.stateDir, 'store', 'index.sqlite'));
-    fix.exec("UPDATE meta SET value = '5' WHERE key = 'schema_version'");
+    fix.exec("UPDATE meta SET value = '6' WHERE key = 'schema_version'");
     fix.close();
     await f.reopen();
   });

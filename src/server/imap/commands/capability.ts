@@ -7,7 +7,7 @@ export const capability: CommandHandler = {
   states: ['notauth', 'auth', 'selected'],
   async run(s, a) {
     a.end();
-    await s.send(`* CAPABILITY ${s.capabilities().join(' ')}\r\n`);
+    s.hold(`* CAPABILITY ${s.capabilities().join(' ')}\r\n`);
     return ok('Capability completed');
   },
 };

@@ -24,7 +24,7 @@ async function transfer(s: Session, a: Args, ctx: CommandContext, move: boolean)
   const code = `COPYUID ${r.uidValidity} ${uidSetText(r.map.map((x) => x[0]))} ${uidSetText(r.map.map((x) => x[1]))}`;
   if (move) {
     // RFC 6851 3.3: COPYUID comes in an untagged OK before the expunges.
-    await s.send(`* OK [${code}] Moved\r\n`);
+    s.hold(`* OK [${code}] Moved\r\n`);
     return ok(`${verb} completed`);
   }
   return ok(`${verb} completed`, code);

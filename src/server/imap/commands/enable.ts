@@ -24,7 +24,7 @@ export const enable: CommandHandler = {
       }
     }
     if (s.enabled.has('CONDSTORE')) s.condstore = true;
-    await s.send(`* ENABLED${newly.map((c) => ` ${c}`).join('')}\r\n`);
+    s.hold(`* ENABLED${newly.map((c) => ` ${c}`).join('')}\r\n`);
     return ok('ENABLE completed');
   },
 };

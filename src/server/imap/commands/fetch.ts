@@ -8,6 +8,8 @@ import { binaryBytes, sectionBytes } from '../body-sections.ts';
 import { formatDateTime } from '../datetime.ts';
 import { toUidSet, uidSetText } from '../selected.ts';
 import { writeBodyStructure, writeEnvelope, type ResponseBuilder } from '../writer.ts';
+import { hasLiteral } from '../../store/imap-envelope.ts';
+import { LINE_ITEMS, lineBound, lineFits, writeLine } from '../fetch-lines.ts';
 
 // Rows per store query: small enough that a batch's strings die young (cheap scavenges, no old-space growth).
 const BATCH = 200;
@@ -51,9 +53,13 @@ function writeItem(s: Session, w: ResponseBuilder, item: FetchItem, m: FetchedMe
     case 'modseq': w.raw(`MODSEQ (${m.modseq})`); break;
     case 'envelope':
       w.raw('ENVELOPE');
-      if (m.envelopeImap !== undefined) w.raw(m.envelopeImap);
-      else if (m.envelope) writeEnvelope(w, m.envelope);
-      else w.nil();
+      if (m.envelopeImap !== undefined && !(w.utf8Enabled && hasLiteral(m.envelopeImap))) w.raw(m.envelopeImap);
+      else {
+        // A client that enabled UTF-8 reads 8-bit values as quoted strings, not as the cached literals.
+        const e = m.envelope ?? s.store.fetch(s.selected!.id, [[m.uid, m.uid]], { envelope: true })[0]?.envelope;
+        if (e) writeEnvelope(w, e);
+        else w.nil();
+      }
       break;
     case 'bodystructure':
     case 'body-structure-basic':
@@ -118,7 +124,7 @@ export const fetch: CommandHandler = {
     if (req.vanished && req.changedSince !== null) {
       const ranges = set.map(([x, y]) => [Math.min(x ?? Infinity, y ?? Infinity), Math.max(x ?? Infinity, y ?? Infinity)] as const);
       const vanished = s.store.changesSince(view.id, req.changedSince, ranges).vanished;
-      if (vanished.length) await s.send(`* VANISHED (EARLIER) ${uidSetText([...vanished].sort((x, y) => x - y))}\r\n`);
+      if (vanished.length) s.hold(`* VANISHED (EARLIER) ${uidSetText([...vanished].sort((x, y) => x - y))}\r\n`);
     }
     // Responses without literals (metadata, ENVELOPE, BODYSTRUCTURE) are encoded straight into one output chunk;
     // responses with literals join it as their own buffers. A full chunk is sent (waiting for the socket to drain)
@@ -128,14 +134,23 @@ export const fetch: CommandHandler = {
     let pos = 0;
     let segmentStart = 0;
     let outBytes = 0;
-    const flush = async (): Promise<void> => {
+    // The last chunk is held to go out with the tagged answer. A chunk the socket has written out entirely (nothing
+    // left in its buffer) is filled again rather than replaced: a big FETCH then allocates one or two chunks, not
+    // one per 256 KiB of output.
+    const flush = async (last = false): Promise<void> => {
       if (pos > segmentStart) out.push(chunk.subarray(segmentStart, pos));
-      if (out.length) await s.send(out.length === 1 ? out[0]! : Buffer.concat(out));
+      if (out.length && last) for (const b of out) s.hold(b);
+      else if (out.length) await s.send(out.length === 1 ? out[0]! : Buffer.concat(out));
       out = [];
-      chunk = Buffer.allocUnsafe(OUTPUT_CHUNK);
+      if (!last && s.socket.writableLength > 0) chunk = Buffer.allocUnsafe(OUTPUT_CHUNK);
       pos = segmentStart = outBytes = 0;
     };
     let failure: string | null = null;
+    // Flag changes by other sessions wait for the end of the command; those this FETCH answers with newer flags
+    // need no unsolicited FETCH after it (a client library would take each for one more fetched message).
+    const told = items.some((i) => i.kind === 'flags') && view.pending.some((e) => e.type === 'flags') ? new Map<number, number>() : null;
+    // Nothing here marks \Seen (that takes a body section), so addFlags stays empty on this path.
+    const lines = items.every((i) => LINE_ITEMS.has(i.kind));
     for (let i = 0; i < uids.length; i += BATCH) {
       const batch = uids.slice(i, i + BATCH);
       let metas = s.store.fetch(view.id, toUidSet(batch), wanted);
@@ -159,6 +174,18 @@ export const fetch: CommandHandler = {
       for (const m of metas) {
         const seq = view.seqOf(m.uid);
         if (seq === 0) continue;
+        told?.set(m.uid, m.modseq);
+        if (lines && lineFits(items, m, s.rev2)) {
+          const bound = lineBound(items, m);
+          if (bound <= chunk.length) {
+            if (pos + bound > chunk.length) await flush();
+            const end = writeLine(chunk, pos, items, m, seq, view.recent.size > 0 && view.recent.has(m.uid));
+            outBytes += end - pos;
+            pos = end;
+            if (outBytes >= OUTPUT_CHUNK) await flush();
+            continue;
+          }
+        }
         const message = needsBody ? await s.store.readMessage(view.id, m.uid) : null;
         if (needsBody && !message) continue; // expunged meanwhile
         const w = s.builder().raw(`* ${seq} FETCH`).open();
@@ -188,7 +215,8 @@ export const fetch: CommandHandler = {
         if (outBytes >= OUTPUT_CHUNK) await flush();
       }
     }
-    await flush();
+    await flush(true);
+    if (told) view.forgetFlagChanges(told);
     if (failure === 'UNKNOWN-CTE') return no('A part has a Content-Transfer-Encoding this server cannot decode', 'UNKNOWN-CTE');
     return ok(`${ctx.uid ? 'UID ' : ''}FETCH completed`);
   },

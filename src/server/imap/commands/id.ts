@@ -24,7 +24,7 @@ export const id: CommandHandler = {
       throw new ImapSyntaxError('ID takes a list or NIL');
     }
     s.log.debug({ client }, 'imap client id');
-    await s.send('* ID ("name" "Postern" "vendor" "Postern")\r\n');
+    s.hold('* ID ("name" "Postern" "vendor" "Postern")\r\n');
     return ok('ID completed');
   },
 };

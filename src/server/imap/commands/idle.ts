@@ -12,7 +12,10 @@ export const idle: CommandHandler = {
     let done: Buffer | null | undefined;
     const line = s.reader.readLine().then((l) => { done = l; });
     while (done === undefined && !s.isClosed) {
-      if (s.selected) await flushUpdates(s, true);
+      if (s.selected) {
+        await flushUpdates(s, true);
+        await s.flush();
+      }
       if (s.isShuttingDown || s.state === 'logout') break;
       await Promise.race([line, new Promise<void>((r) => { s.idleWake = r; })]);
       s.idleWake = null;

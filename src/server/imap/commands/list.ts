@@ -66,7 +66,7 @@ function hasChildren(name: string, all: ReadonlySet<string>): boolean {
 async function listLine(s: Session, verb: 'LIST' | 'LSUB', attrs: string[], name: string, extra = ''): Promise<void> {
   const w = s.builder().raw(`* ${verb} (${attrs.join(' ')}) "/"`).string(s.encodeName(name));
   if (extra) w.raw(extra);
-  await s.send(w.finish());
+  s.hold(w.finish());
 }
 
 export const list: CommandHandler = {
@@ -76,7 +76,7 @@ export const list: CommandHandler = {
     const { options, ref, patterns } = parseList(s, a);
     if (patterns.length === 1 && patterns[0] === '' && !options.subscribedOnly) {
       // The hierarchy delimiter and root (RFC 9051 6.3.9).
-      await s.send('* LIST (\\Noselect) "/" ""\r\n');
+      s.hold('* LIST (\\Noselect) "/" ""\r\n');
       return ok('LIST completed');
     }
     const matchers: MailboxMatcher[] = patterns.map((p) => compilePattern(p.startsWith('/') || ref === '' ? p : ref.endsWith('/') ? ref + p : `${ref}/${p}`.replace(/^\/+/, '')));

@@ -7,7 +7,7 @@ export const logout: CommandHandler = {
   states: ['notauth', 'auth', 'selected'],
   async run(s, a) {
     a.end();
-    await s.send('* BYE Logging out\r\n');
+    s.hold('* BYE Logging out\r\n');
     s.leaveSelected();
     s.state = 'logout';
     return ok('LOGOUT completed');

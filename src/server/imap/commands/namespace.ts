@@ -7,7 +7,7 @@ export const namespace: CommandHandler = {
   states: ['auth', 'selected'],
   async run(s, a) {
     a.end();
-    await s.send('* NAMESPACE (("" "/")) NIL NIL\r\n');
+    s.hold('* NAMESPACE (("" "/")) NIL NIL\r\n');
     return ok('NAMESPACE completed');
   },
 };

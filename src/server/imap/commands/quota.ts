@@ -20,7 +20,7 @@ export const getquotaroot: CommandHandler = {
     const line = quotaLine(s);
     const root = s.builder().raw('* QUOTAROOT').string(s.encodeName(mb.name));
     if (line) root.string('');
-    await s.send(Buffer.concat([root.finish(), Buffer.from(line ?? '')]));
+    s.hold(Buffer.concat([root.finish(), Buffer.from(line ?? '')]));
     return ok('GETQUOTAROOT completed');
   },
 };
@@ -33,7 +33,7 @@ export const getquota: CommandHandler = {
     a.end();
     const line = root === '' ? quotaLine(s) : null;
     if (!line) return no('No such quota root', 'NONEXISTENT');
-    await s.send(line);
+    s.hold(line);
     return ok('GETQUOTA completed');
   },
 };

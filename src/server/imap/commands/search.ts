@@ -62,7 +62,7 @@ export const search: CommandHandler = {
     if (returns === null && s.rev2) returns = ['ALL'];
     if (returns === null) {
       const mod = parsed.usesModseq && ids.length ? ` (MODSEQ ${highest})` : '';
-      await s.send(`* SEARCH${ids.map((n) => ` ${n}`).join('')}${mod}\r\n`);
+      s.hold(`* SEARCH${ids.map((n) => ` ${n}`).join('')}${mod}\r\n`);
     } else {
       let line = `* ESEARCH (TAG ${quoted(ctx.tag)})${ctx.uid ? ' UID' : ''}`;
       if (ids.length) {
@@ -72,7 +72,7 @@ export const search: CommandHandler = {
       }
       if (returns.includes('COUNT')) line += ` COUNT ${ids.length}`;
       if (parsed.usesModseq && ids.length) line += ` MODSEQ ${highest}`;
-      await s.send(`${line}\r\n`);
+      s.hold(`${line}\r\n`);
     }
     return ok(`${ctx.uid ? 'UID ' : ''}SEARCH completed`);
   },

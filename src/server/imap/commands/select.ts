@@ -57,15 +57,15 @@ async function open(s: Session, a: Args, readOnly: boolean): Promise<CommandResu
   if (s.selected) {
     s.leaveSelected();
     // RFC 7162 3.2.11 / RFC 9051: tells the client that the previous mailbox's responses end here.
-    if (s.rev2 || s.qresync) await s.send('* OK [CLOSED] Previous mailbox closed\r\n');
+    if (s.rev2 || s.qresync) s.hold('* OK [CLOSED] Previous mailbox closed\r\n');
   }
   if (params.condstore || params.qresync) s.condstore = true;
-  const mb = s.store.getMailbox(s.account!.address, name);
-  if (!mb) return no(`Mailbox ${name.slice(0, 100)} does not exist`, 'NONEXISTENT');
-  const status = s.store.status(mb.id);
-  const view = new SelectedMailbox(mb, s.store.listUids(mb.id), s.store.keywords(mb.id), { readOnly, origin: s.origin });
+  const opened = s.store.openMailbox(s.account!.address, name);
+  if (!opened) return no(`Mailbox ${name.slice(0, 100)} does not exist`, 'NONEXISTENT');
+  const { info: mb, status } = opened;
+  const view = new SelectedMailbox(mb, opened.uids, opened.keywords, { readOnly, origin: s.origin });
   s.select(view);
-  if (!s.rev2 && !readOnly) for (const u of s.store.claimRecent(mb.id)) view.recent.add(u);
+  if (!s.rev2 && !readOnly && status.recent > 0) for (const u of s.store.claimRecent(mb.id)) view.recent.add(u);
   const flags = view.flagList().join(' ');
   const out: string[] = [`* FLAGS (${flags})\r\n`];
   out.push(readOnly ? '* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n' : `* OK [PERMANENTFLAGS (${flags} \\*)] Flags permitted\r\n`);
@@ -84,16 +84,16 @@ async function open(s: Session, a: Args, readOnly: boolean): Promise<CommandResu
     const attrs = mb.specialUse ? `(${mb.specialUse})` : '()';
     out.push(s.builder().raw(`* LIST ${attrs} "/"`).string(s.encodeName(mb.name)).finish().toString('utf8'));
   }
-  await s.send(out.join(''));
+  s.hold(out.join(''));
   const q = params.qresync;
   if (q && q.uidValidity === mb.uidValidity) {
     const known = q.knownUids ? knownToUidSet(q.knownUids) : undefined;
     const changes = s.store.changesSince(mb.id, q.modseq, known);
-    if (changes.vanished.length) await s.send(`* VANISHED (EARLIER) ${uidSetText([...changes.vanished].sort((x, y) => x - y))}\r\n`);
+    if (changes.vanished.length) s.hold(`* VANISHED (EARLIER) ${uidSetText([...changes.vanished].sort((x, y) => x - y))}\r\n`);
     for (const m of changes.changed) {
       const seq = view.seqOf(m.uid);
       if (seq === 0) continue;
-      await s.send(`* ${seq} FETCH (UID ${m.uid} FLAGS (${m.flags.join(' ')}) MODSEQ (${m.modseq}))\r\n`);
+      s.hold(`* ${seq} FETCH (UID ${m.uid} FLAGS (${m.flags.join(' ')}) MODSEQ (${m.modseq}))\r\n`);
     }
   }
   return ok(`${readOnly ? 'EXAMINE' : 'SELECT'} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');

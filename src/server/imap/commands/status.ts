@@ -39,7 +39,7 @@ export async function writeStatus(s: Session, mb: MailboxInfo, items: readonly s
     values.push(`${item} ${n}`);
   }
   if (items.includes('HIGHESTMODSEQ')) s.condstore = true;
-  await s.send(s.builder().raw('* STATUS').string(s.encodeName(mb.name)).raw(`(${values.join(' ')})`).finish());
+  s.hold(s.builder().raw('* STATUS').string(s.encodeName(mb.name)).raw(`(${values.join(' ')})`).finish());
 }
 
 export const status: CommandHandler = {

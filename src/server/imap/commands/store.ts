@@ -51,7 +51,7 @@ export const store: CommandHandler = {
       if (s.condstore) parts.push(`MODSEQ (${x.modseq})`);
       lines.push(`* ${seq} FETCH (${parts.join(' ')})\r\n`);
     }
-    if (lines.length) await s.send(lines.join(''));
+    if (lines.length) s.hold(lines.join(''));
     if (r.modified.length) {
       const ids = ctx.uid ? r.modified : r.modified.map((u) => view.seqOf(u)).filter((n) => n > 0);
       return ok('Conditional STORE failed for some messages', `MODIFIED ${uidSetText([...ids].sort((x, y) => x - y))}`);
