@@ -34,6 +34,8 @@ export interface PipelineOptions {
   log: PipelineLog;
   /** Entries delivered at the same time. */
   concurrency?: number;
+  /** Pause before starting deliveries so that several start together (default 20 ms; 0 starts each at once). */
+  batchDelayMs?: number;
   /** How often to look for entries left pending (temporary failures, crash leftovers). */
   sweepIntervalMs?: number;
   /** Parses DMARC/TLS-RPT reports sent to the report addresses (reports/ingest.ts); see delivery.ts. */
@@ -59,6 +61,7 @@ export class Pipeline {
   readonly #fresh = new Map<string, Fresh>();
   #freshBytes = 0;
   #sweepTimer: NodeJS.Timeout | undefined;
+  #pumpTimer: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(options: PipelineOptions) {
@@ -106,7 +109,7 @@ export class Pipeline {
     if (this.#stopped || this.#queued.has(id) || this.#busy.has(id) || this.#backlog.length >= MAX_BACKLOG) return false;
     this.#queued.add(id);
     this.#backlog.push(id);
-    this.#pump();
+    this.#schedulePump();
     return true;
   }
 
@@ -123,6 +126,7 @@ export class Pipeline {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#sweepTimer);
+    if (this.#pumpTimer) { clearTimeout(this.#pumpTimer); this.#pumpTimer = undefined; }
     this.#backlog.length = 0;
     this.#queued.clear();
     this.#fresh.clear();
@@ -144,6 +148,21 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Starts deliveries after a short pause (batchDelayMs) unless a full round is waiting: deliveries that start
+   * together share their fsyncs (one journal commit for their files, one folder fsync, one index commit), where
+   * one at a time each paid for its own while the next message's spool fsync waited behind it.
+   */
+  #schedulePump(): void {
+    const delay = this.#o.batchDelayMs ?? 20;
+    if (delay <= 0 || this.#backlog.length >= (this.#o.concurrency ?? 8)) {
+      if (this.#pumpTimer) { clearTimeout(this.#pumpTimer); this.#pumpTimer = undefined; }
+      this.#pump();
+      return;
+    }
+    this.#pumpTimer ??= setTimeout(() => { this.#pumpTimer = undefined; this.#pump(); }, delay);
+  }
+
   #pump(): void {
     const limit = this.#o.concurrency ?? 8;
     while (this.#busy.size < limit && this.#backlog.length) {
@@ -152,7 +171,7 @@ export class Pipeline {
       this.#busy.add(id);
       void this.#run(id).finally(() => {
         this.#busy.delete(id);
-        this.#pump();
+        this.#schedulePump();
         if (this.#busy.size === 0 && this.#backlog.length === 0) for (const f of this.#idle.splice(0)) f();
       });
     }

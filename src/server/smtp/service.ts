@@ -44,6 +44,8 @@ export interface SmtpModuleOptions {
   sweepIntervalMs?: number;
   /** Spooled messages delivered at the same time (default 8). */
   deliveryConcurrency?: number;
+  /** Pause before deliveries start, so that several share their fsyncs (default 20 ms). */
+  deliveryBatchDelayMs?: number;
   /** DATA bytes all sessions may hold in memory at once (default 512 MiB, at least two maximum-size messages). */
   memoryBudgetBytes?: number;
   /** DMARC/TLS-RPT report ingestion for mail to the report addresses (reports/ingest.ts). */
@@ -66,6 +68,7 @@ export function createSmtpModule(o: SmtpModuleOptions): SmtpModule {
     hostname: o.config.hostname, domain: o.config.domain, localDomains, store: o.store, spool: o.spool, trace: o.trace,
     resolver: o.resolver ?? systemDnsResolver(), dkimKeys: o.dkimKeys, checks: o.checks ?? [],
     dmarcRejectAction: o.config.dmarc.inboundRejectAction, log: o.log, sweepIntervalMs: o.sweepIntervalMs, concurrency: o.deliveryConcurrency,
+    batchDelayMs: o.deliveryBatchDelayMs,
     reports: o.reports,
   });
   const connections = new ConnectionCounter(o.config.limits.maxConnectionsPerIp);
