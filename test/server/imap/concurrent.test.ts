@@ -5,29 +5,16 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { ImapFlow } from 'imapflow';
-import { RawImap, taggedLine } from './raw-client.ts';
-import { PASSWORD, USER, startImap, type ImapHarness } from './harness.ts';
+import { taggedLine } from './raw-client.ts';
+import { USER, startImap, type ImapHarness } from './harness.ts';
+import { clientPool } from './clients.ts';
 
 let h: ImapHarness;
 let actor: ImapFlow;
-const raws: RawImap[] = [];
-const flows: ImapFlow[] = [];
+const { flow, raw, closeAll } = clientPool(() => h);
 
 function msg(n: number): string {
   return `From: x${n}@example.org\r\nTo: ${USER}\r\nSubject: message ${n}\r\n\r\nbody ${n}\r\n`;
-}
-
-function flow(): ImapFlow {
-  const f = new ImapFlow({ host: h.host, port: h.imapsPort, secure: true, auth: { user: USER, pass: PASSWORD }, tls: { ca: [h.certPem], servername: 'localhost' }, logger: false });
-  flows.push(f);
-  return f;
-}
-
-async function raw(): Promise<RawImap> {
-  const r = await RawImap.tls(h.imapsPort, h.certPem);
-  raws.push(r);
-  assert.match(taggedLine(await r.command('l', `LOGIN "${USER}" "${PASSWORD}"`), 'l'), /^l OK/);
-  return r;
 }
 
 before(async () => {
@@ -38,8 +25,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const r of raws) r.close();
-  for (const f of flows) f.close();
+  await closeAll();
   await h.stop();
 });
 

@@ -4,16 +4,14 @@
 // quoted UTF-8 string after ENABLE IMAP4rev2; a small command's responses and its tagged answer come together.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ImapFlow } from 'imapflow';
-import { RawImap, taggedLine } from './raw-client.ts';
-import { PASSWORD, USER, startImap, type ImapHarness } from './harness.ts';
+import { USER, startImap, type ImapHarness } from './harness.ts';
+import { clientPool } from './clients.ts';
 
 const COUNT = 1300;
 let h: ImapHarness;
 /** UID → the message number it was generated from. */
 const numberOf = new Map<number, number>();
-const flows: ImapFlow[] = [];
-const raws: RawImap[] = [];
+const { flow, raw, closeAll } = clientPool(() => h);
 
 /** Every fifth sender has an 8-bit name and local part (raw UTF-8 in the header, as some mailers send). */
 function sender(i: number): { name: string; address: string } {
@@ -35,19 +33,6 @@ function uidOf(i: number): number {
   throw new Error(`message ${i} was not appended`);
 }
 
-function flow(): ImapFlow {
-  const f = new ImapFlow({ host: h.host, port: h.imapsPort, secure: true, auth: { user: USER, pass: PASSWORD }, tls: { ca: [h.certPem], servername: 'localhost' }, logger: false });
-  flows.push(f);
-  return f;
-}
-
-async function raw(): Promise<RawImap> {
-  const r = await RawImap.tls(h.imapsPort, h.certPem);
-  raws.push(r);
-  assert.match(taggedLine(await r.command('l', `LOGIN "${USER}" "${PASSWORD}"`), 'l'), /^l OK/);
-  return r;
-}
-
 before(async () => {
   h = await startImap();
   const inbox = h.store.getMailbox(USER, 'INBOX')!;
@@ -60,8 +45,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const r of raws) r.close();
-  for (const f of flows) await f.logout().catch(() => undefined);
+  await closeAll();
   await h.stop();
 });
 
