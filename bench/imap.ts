@@ -4,7 +4,6 @@
 // index and cache on first access, Postern at import) and then measured interleaved; medians are reported.
 // Ratios are Dovecot time / Postern time (>1: Postern faster) and Postern rate / Dovecot rate.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { createSelfSignedCertificate } from '../src/server/self-signed.ts';
 import { hashPassword } from '../src/server/store/password.ts';
 import { RawImap } from './support/imap-client.ts';
 import { startDovecot, prepareDovecot, treeRssKiB } from './support/dovecot.ts';
+import { posternEnvironment, posternNodeFlags } from './support/unit-settings.ts';
 
 ensureDebianPackages(['dovecot-imapd']);
 
@@ -99,28 +99,6 @@ async function bundleServer(outDir: string): Promise<string> {
 }
 
 let serverBundle = '';
-
-/**
- * The node flags the release's systemd unit starts the server with (templates/postern.service ExecStart), so
- * the bench measures what a host runs; BENCH_POSTERN_NODE_FLAGS overrides them ("" for none).
- */
-function posternNodeFlags(): string[] {
-  const env = process.env.BENCH_POSTERN_NODE_FLAGS;
-  if (env !== undefined) return env.split(' ').filter(Boolean);
-  const unit = readFileSync(path.join(import.meta.dirname, '../templates/postern.service'), 'utf8');
-  const exec = /^ExecStart=(.*)$/m.exec(unit);
-  if (!exec) throw new Error('templates/postern.service has no ExecStart line');
-  const args = exec[1]!.trim().split(/\s+/);
-  return args.slice(1, args.findIndex((a) => a.endsWith('server.js'))).filter((a) => a.startsWith('--'));
-}
-
-/** The unit's Environment= settings (NAME=value), which the server process gets as well. */
-function posternEnvironment(): Record<string, string> {
-  const unit = readFileSync(path.join(import.meta.dirname, '../templates/postern.service'), 'utf8');
-  const env: Record<string, string> = {};
-  for (const m of unit.matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(\S*)$/gm)) env[m[1]!] = m[2]!;
-  return env;
-}
 
 async function startPostern(dir: string, certFile: string, keyFile: string): Promise<Server & { importMs: number }> {
   const hash = hashPassword(PASSWORD, { memory: 1024, passes: 1 });

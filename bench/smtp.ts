@@ -25,6 +25,7 @@ import { ensureDebianPackages } from '../test/support/debian.ts';
 import { freePort } from '../test/support/ports.ts';
 import { makeCert } from '../test/support/smtp-harness.ts';
 import { randomLoopbackBase, startPostfix } from '../test/server/queue/support/peers.ts';
+import { posternEnvironment, posternNodeFlags } from './support/unit-settings.ts';
 
 ensureDebianPackages(['postfix', 'openssl']);
 
@@ -89,8 +90,9 @@ try {
   // UV_THREADPOOL_SIZE: fsyncs run on libuv's pool (4 threads by default), so concurrent sessions queue behind
   // each other's fsyncs; the value can be set with --threadpool N to measure its effect.
   const pool = process.argv.includes('--threadpool') ? process.argv[process.argv.indexOf('--threadpool') + 1] : undefined;
-  postern = spawn(process.execPath, [join(import.meta.dirname, 'support', 'postern-mx.ts'), posternDir, String(port)],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...(pool ? { UV_THREADPOOL_SIZE: pool } : {}) } });
+  // Started as the systemd unit starts the server (its node flags and Environment= settings).
+  postern = spawn(process.execPath, [...posternNodeFlags(), join(import.meta.dirname, 'support', 'postern-mx.ts'), posternDir, String(port)],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...posternEnvironment(), ...(pool ? { UV_THREADPOOL_SIZE: pool } : {}) } });
   await new Promise<void>((resolve, reject) => {
     postern!.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
     postern!.once('exit', (code) => reject(new Error(`postern exited ${code}`)));
@@ -136,7 +138,8 @@ try {
   const head = ['sessions', 'connection', 'msgs', 'postern msg/s', 'postfix msg/s', 'ratio', 'postern ms/msg', 'postfix ms/msg', 'postern RSS MB', 'postfix RSS MB', 'RSS ratio'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padStart(widths[i]!)).join('  ');
-  console.log(`SMTP intake, ${LENGTH / 1024} KB messages, fsync on both sides; ratio = Postern / Postfix`);
+  const unit = [...Object.entries(posternEnvironment()).map(([k, v]) => `${k}=${v}`), 'node', ...posternNodeFlags()].join(' ');
+  console.log(`SMTP intake, ${LENGTH / 1024} KB messages, fsync on both sides; ratio = Postern / Postfix (Postern run as ${unit})`);
   console.log(line(head));
   for (const r of rows) console.log(line(r));
   console.log(`load average during the run: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} on ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`);
