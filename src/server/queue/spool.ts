@@ -229,14 +229,14 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     const head: Buffer[] = [];
     let headBytes = 0;
     let failure: SpoolError | null = null;
-    let fd: number | null;
+    let fd: number;
     try {
       fd = await createAsync(tmp);
     } catch (err) {
       for await (const _ of stream) { /* discard */ }
       throw toSpoolError(err, 'cannot create spool file');
     }
-    let renamed = false;
+    let entry: StoredEntry;
     try {
       for await (const chunk of stream) {
         if (failure) continue; // keep reading so the client gets our answer after its final dot
@@ -260,18 +260,34 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       }
       if (failure) throw failure;
       const messageId = findMessageId(Buffer.concat(head));
-      const entry: StoredEntry = { ...base, size, ...(messageId ? { messageId } : {}) };
+      entry = { ...base, size, ...(messageId ? { messageId } : {}) };
       await writeChunks(fd, [encodePreamble(entry, reserved)], 0);
+    } catch (err) {
+      closeQuiet(fd);
+      unlinkQuiet(tmp);
+      throw toSpoolError(err, 'cannot spool message');
+    }
+    await this.commitEntryFile(fd, tmp, path);
+    return entry;
+  }
+
+  /**
+   * Makes a fully written temp file the entry: fdatasync, close, rename into place, folder fsync (shared with
+   * concurrent accepts). On failure the fd is closed and nothing is left: a refused message never shows as an
+   * entry (its sender got 4xx/5xx).
+   */
+  private async commitEntryFile(fd: number, tmp: string, path: string): Promise<void> {
+    let closed = false;
+    let renamed = false;
+    try {
       await fdatasyncAsync(fd);
       closeSync(fd);
-      fd = null;
+      closed = true;
       await renameAsync(tmp, path);
       renamed = true;
       await this.folder.sync();
-      return entry;
     } catch (err) {
-      if (fd !== null) closeQuiet(fd);
-      // A refused message never shows as an entry (its sender got 4xx/5xx).
+      if (!closed) closeQuiet(fd);
       unlinkQuiet(renamed ? path : tmp);
       throw toSpoolError(err, 'cannot spool message');
     }
@@ -315,23 +331,21 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     const path = this.entryPath(id);
     const entry = this.newEntry(id, envelope, recipients, size, messageId);
     const tmp = tempPathFor(path);
-    let fd: number | null = null;
-    let renamed = false;
+    let fd: number;
     try {
       fd = await createAsync(tmp);
-      await writeChunks(fd, [encodePreamble(entry), ...chunks], 0);
-      await fdatasyncAsync(fd);
-      closeSync(fd);
-      fd = null;
-      await renameAsync(tmp, path);
-      renamed = true;
-      await this.folder.sync();
-      return entry;
     } catch (err) {
-      if (fd !== null) closeQuiet(fd);
-      unlinkQuiet(renamed ? path : tmp);
+      throw toSpoolError(err, 'cannot create spool file');
+    }
+    try {
+      await writeChunks(fd, [encodePreamble(entry), ...chunks], 0);
+    } catch (err) {
+      closeQuiet(fd);
+      unlinkQuiet(tmp);
       throw toSpoolError(err, 'cannot spool message');
     }
+    await this.commitEntryFile(fd, tmp, path);
+    return entry;
   }
 
   /**
