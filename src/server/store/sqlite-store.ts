@@ -61,13 +61,20 @@ interface MessageRow {
 }
 type FtsRow = [number, string, string];
 
-// Body text is indexed behind delivery, in batches: FTS5 writes a segment per transaction, and the trigram
-// tokenizer is the costliest part of storing a message. Rows wait at most FTS_DELAY_MS (or until a batch is full);
-// SEARCH flushes first, so it never misses a message. A crash loses only queued rows, which the next start
-// rebuilds from the message files (indexMissingFts).
-const FTS_DELAY_MS = 250;
-const FTS_BATCH_ROWS = 500;
-const FTS_BATCH_CHARS = 16 * 1024 * 1024;
+// Body text is indexed behind delivery, in batches: FTS5 writes a segment per transaction (and merges them
+// later), and the trigram tokenizer is the costliest part of storing a message. Rows wait until deliveries
+// pause for FTS_QUIET_MS, at most FTS_MAX_WAIT_MS, or until a batch is full, so a burst of mail is indexed in
+// chunks of FTS_CHUNK_ROWS after it instead of a small transaction per delivery during it (Dovecot's FTS indexes
+// even later, at SEARCH). SEARCH flushes first, so it never misses a message. A crash loses only queued rows,
+// which the next start rebuilds from the message files (indexMissingFts).
+const FTS_QUIET_MS = 500;
+const FTS_MAX_WAIT_MS = 5000;
+const FTS_BATCH_ROWS = 2000;
+/** Rows per FTS transaction when indexing in the background (about 100 ms of work). */
+const FTS_CHUNK_ROWS = 100;
+const FTS_BATCH_CHARS = 8 * 1024 * 1024;
+/** How long a group commit waits for appends still writing their file to join it. */
+const COMMIT_GATHER_MS = 10;
 /** What a queued append ends as: stored now, or (a delivery whose id was stored already) the earlier copy. */
 type CommitOutcome =
   | { kind: 'stored'; result: AppendResult; mailbox: string }
@@ -144,12 +151,17 @@ export class SqliteStore implements MailStore {
   /** Mailboxes whose cached UID list was returned by listUids() since it last changed. */
   private readonly uidCacheHandedOut = new Set<number>();
   private committing = false;
+  /** Appends writing their message file, not yet in commitQueue; the group commit waits for them (bounded). */
+  private filesInFlight = 0;
+  private filesSettled: Array<() => void> = [];
   private closed = false;
   private readonly vanishedKeep: number;
   /** Text waiting for the FTS index, by content id (a re-used id replaces the row of its deleted predecessor). */
   private readonly ftsQueue = new Map<number, [string, string]>();
   private ftsQueueChars = 0;
   private ftsTimer: NodeJS.Timeout | null = null;
+  /** When the oldest queued FTS row was queued (0: none queued). */
+  private ftsQueuedSince = 0;
   /** The index's write-ahead log, fsynced off the main thread after a group commit (syncIndexLog). */
   private readonly walPath: string;
   private lastDeliveryPrune = 0;
@@ -701,17 +713,24 @@ export class SqliteStore implements MailStore {
     for (const [id, headers, body] of rows) stmt.run(id, headers, body);
   }
 
-  /** Queues committed contents' text for the FTS index (see FTS_DELAY_MS). */
+  /** Queues committed contents' text for the FTS index (see FTS_QUIET_MS). */
   private queueFts(rows: FtsRow[]): void {
+    if (rows.length === 0) return;
     for (const [id, headers, body] of rows) {
       this.ftsQueue.set(id, [headers, body]);
       this.ftsQueueChars += headers.length + body.length;
     }
-    if (this.ftsQueue.size >= FTS_BATCH_ROWS || this.ftsQueueChars >= FTS_BATCH_CHARS) this.flushFtsQueue();
-    else if (this.ftsQueue.size && !this.ftsTimer) {
-      this.ftsTimer = setTimeout(() => this.flushFtsQueue(), FTS_DELAY_MS);
-      this.ftsTimer.unref();
-    }
+    if (this.ftsQueue.size >= FTS_BATCH_ROWS || this.ftsQueueChars >= FTS_BATCH_CHARS) { this.scheduleFtsFlush(0); return; }
+    const now = Date.now();
+    if (this.ftsQueuedSince === 0) this.ftsQueuedSince = now;
+    // Each delivery pushes the flush back by FTS_QUIET_MS, never past FTS_MAX_WAIT_MS after the oldest row.
+    this.scheduleFtsFlush(Math.max(0, Math.min(FTS_QUIET_MS, this.ftsQueuedSince + FTS_MAX_WAIT_MS - now)));
+  }
+
+  private scheduleFtsFlush(ms: number): void {
+    if (this.ftsTimer) clearTimeout(this.ftsTimer);
+    this.ftsTimer = setTimeout(() => { if (!this.closed) this.writeFtsQueue(FTS_CHUNK_ROWS); }, ms);
+    this.ftsTimer.unref();
   }
 
   /**
@@ -722,17 +741,29 @@ export class SqliteStore implements MailStore {
     if (!this.closed) this.writeFtsQueue();
   }
 
-  private writeFtsQueue(): void {
+  /**
+   * Indexes up to `limit` queued rows (the oldest) in one transaction; when rows remain, the next chunk follows
+   * on a later turn of the event loop, so a large backlog never holds the sessions up for long (about a
+   * millisecond per 10 KB message with the trigram tokenizer).
+   */
+  private writeFtsQueue(limit = Infinity): void {
     if (this.ftsTimer) { clearTimeout(this.ftsTimer); this.ftsTimer = null; }
     if (this.ftsQueue.size === 0) return;
     if (this.db.isTransaction) { // never inside another write: come back shortly
-      this.ftsTimer = setTimeout(() => this.flushFtsQueue(), FTS_DELAY_MS);
-      this.ftsTimer.unref();
+      this.scheduleFtsFlush(FTS_QUIET_MS);
       return;
     }
-    const rows = [...this.ftsQueue];
-    this.ftsQueue.clear();
-    this.ftsQueueChars = 0;
+    const rows: Array<[number, [string, string]]> = [];
+    for (const row of this.ftsQueue) {
+      if (rows.length >= limit) break;
+      rows.push(row);
+    }
+    for (const [id, [headers, body]] of rows) {
+      this.ftsQueue.delete(id);
+      this.ftsQueueChars -= headers.length + body.length;
+    }
+    if (this.ftsQueue.size === 0) this.ftsQueuedSince = 0;
+    else this.scheduleFtsFlush(0);
     try {
       this.db.exec('PRAGMA synchronous = NORMAL');
       this.tx(() => {
@@ -747,8 +778,8 @@ export class SqliteStore implements MailStore {
         this.ftsQueue.set(id, text);
         this.ftsQueueChars += text[0].length + text[1].length;
       }
-      this.ftsTimer ??= setTimeout(() => this.flushFtsQueue(), FTS_DELAY_MS * 4);
-      this.ftsTimer.unref();
+      this.ftsQueuedSince ||= Date.now();
+      if (!this.ftsTimer) this.scheduleFtsFlush(FTS_MAX_WAIT_MS);
     } finally {
       this.db.exec('PRAGMA synchronous = FULL');
     }
@@ -813,7 +844,13 @@ export class SqliteStore implements MailStore {
     this.checkQuota(mb.account, bytes.length);
     const parsed = parseMessage(bytes); // outside the write transaction: parsing is the CPU-heavy part
     const dir = path.join(accountDir(this.mailRoot, mb.account), mb.folder);
-    const file = await writeMessageFile(dir, bytes, maildirInfo(flags.bits), false, deliveryKey);
+    this.filesInFlight++;
+    let file: string;
+    try {
+      file = await writeMessageFile(dir, bytes, maildirInfo(flags.bits), false, deliveryKey);
+    } finally {
+      if (--this.filesInFlight === 0) for (const f of this.filesSettled.splice(0)) f();
+    }
     return new Promise<CommitOutcome>((resolve, reject) => {
       this.commitQueue.push({ mailboxId, bytes, parsed, bits: flags.bits, keywords: keywordsColumn(flags.keywords), date: date.getTime(), zone, dir, file, origin, deliveryKey, resolve, reject });
       this.runCommits();
@@ -821,14 +858,17 @@ export class SqliteStore implements MailStore {
   }
 
   /**
-   * Group commit: appends that finished writing their file while the previous batch was committing share one
-   * folder fsync and one SQLite transaction (each in its own savepoint, so one refusal fails only itself).
+   * Group commit: appends that finished writing their file while the previous batch was committing, or while this
+   * one waited (at most COMMIT_GATHER_MS) for the files other appends are writing, share one folder fsync and one
+   * SQLite transaction (each in its own savepoint, so one refusal fails only itself). Deliveries that start
+   * together (the pipeline starts them in rounds) so pay for one commit, not one each.
    */
   private runCommits(): void {
     if (this.committing) return;
     this.committing = true;
     void (async () => {
       while (this.commitQueue.length) {
+        if (this.filesInFlight > 0) await this.filesWritten(COMMIT_GATHER_MS);
         const batch = this.commitQueue.splice(0);
         try {
           await Promise.all([...new Set(batch.map((b) => path.join(b.dir, 'cur')))].map((d) => fsyncDir(d)));
@@ -914,6 +954,14 @@ export class SqliteStore implements MailStore {
       }
       this.committing = false;
     })();
+  }
+
+  /** Resolves when no append is writing its file, or after `ms`. */
+  private filesWritten(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.filesSettled.push(() => { clearTimeout(timer); resolve(); });
+    });
   }
 
   /**

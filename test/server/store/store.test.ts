@@ -134,6 +134,27 @@ describe('body search index', () => {
   });
 });
 
+describe('body search index in the background', () => {
+  it('indexes a burst of appends without any SEARCH once they pause, in several small transactions', async () => {
+    const f = await fixture();
+    const inbox = f.store.getMailbox(ALICE, 'INBOX')!;
+    const n = 230; // more than two background chunks
+    const uids = (await Promise.all(Array.from({ length: n }, (_, i) => f.store.append(inbox.id, message(`burst ${i}`, `word${i}zq body\r\n`))))).map((r) => r.uid);
+    const raw = new DatabaseSync(path.join(f.stateDir, 'store', 'index.sqlite'), { readOnly: true });
+    const count = () => (raw.prepare('SELECT count(*) AS n FROM fts_content').get() as { n: number }).n;
+    const seen = new Set<number>();
+    const deadline = Date.now() + 10_000;
+    while (count() < n) {
+      seen.add(count());
+      assert.ok(Date.now() < deadline, `indexed ${count()} of ${n} within 10 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    raw.close();
+    assert.ok([...seen].some((c) => c > 0 && c < n), 'indexed in chunks, with the event loop free between them');
+    assert.deepEqual(f.store.search(inbox.id, { type: 'body', value: 'word229zq' }), [uids[229]]);
+  });
+});
+
 describe('start-up reconciliation', () => {
   it('indexes files without rows (cur/ and new/) and reports rows without files', async () => {
     const f = await fixture();
