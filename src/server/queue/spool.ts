@@ -4,8 +4,12 @@
 // one file fsync per message. The entry file is the commit marker. State changes after accept go to a side file
 // `<id>.json`, written durably and only when something changes; it wins over the preamble. A local delivery that
 // finishes an entry removes it without a last state write.
+// Entry files are recycled by the server's spool: a removed entry's file is renamed to a spare temp name and
+// truncated, and the next accept writes into it instead of creating a file. Creating an inode is the costliest
+// step of an accept on some ext4 file systems (0.3 to 1.3 ms of kernel CPU per create measured on the benchmark
+// machine, against about 20 µs for a rename); spares are temp files, so a restart removes them.
 import { EventEmitter } from 'node:events';
-import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, truncate, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { envelopeAddressProblem, sameAddress } from './address.ts';
@@ -20,6 +24,8 @@ import { prepareSpoolDir } from './spool-open.ts';
 import { assertSpoolId, isSpoolId, newSpoolId } from './spool-id.ts';
 
 const MAX_RECIPIENTS = 1000;
+/** Spare entry files kept for reuse (each an empty inode: no data, no disk blocks). */
+const MAX_SPARES = 256;
 const MAX_PREPEND = 64 * 1024;
 /** Bytes of the header kept while streaming, to find the Message-ID for traces. */
 const HEADER_SCAN = 64 * 1024;
@@ -98,9 +104,12 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   /** Per-entry chains so that state updates of one entry never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly folder: FolderSync;
+  /** Empty temp files from removed entries, reused by accepts; null when this instance does not recycle. */
+  private readonly spares: string[] | null;
 
-  private constructor(options: FileSpoolOptions) {
+  private constructor(options: FileSpoolOptions, recycle: boolean) {
     super();
+    this.spares = recycle ? [] : null;
     this.dir = options.dir;
     this.folder = new FolderSync(options.dir);
     this.maxMessageBytes = options.maxMessageBytes;
@@ -114,7 +123,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
    * any listener, so the composition root can hand the spool to services synchronously.
    */
   static openSync(options: FileSpoolOptions): FileSpool {
-    const spool = new FileSpool(options);
+    const spool = new FileSpool(options, true);
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
     prepareSpoolDir(options.dir, options.warn ?? (() => {}));
     return spool;
@@ -127,7 +136,8 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
    */
   static attach(options: FileSpoolOptions): FileSpool {
     readdirSync(options.dir); // throws ENOENT/ENOTDIR for a wrong folder
-    return new FileSpool(options);
+    // No recycling: a tool's spares would be left for the server's next start to remove.
+    return new FileSpool(options, false);
   }
 
   static async open(options: FileSpoolOptions): Promise<FileSpool> {
@@ -219,7 +229,6 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     }
     const id = newSpoolId(this.now());
     const path = this.entryPath(id);
-    const tmp = tempPathFor(path);
     // The preamble goes in front, but size and Message-ID are known only at the end: the message is written after
     // room for the longest preamble this entry can have, and the preamble (padded) into that room at the end.
     const base = this.newEntry(id, envelope, recipients, 0, undefined);
@@ -230,8 +239,9 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     let headBytes = 0;
     let failure: SpoolError | null = null;
     let fd: number;
+    let tmp: string;
     try {
-      fd = await createAsync(tmp);
+      ({ fd, tmp } = await this.openTempFile(path));
     } catch (err) {
       for await (const _ of stream) { /* discard */ }
       throw toSpoolError(err, 'cannot create spool file');
@@ -269,6 +279,18 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     }
     await this.commitEntryFile(fd, tmp, path);
     return entry;
+  }
+
+  /** A temp file for a new entry file: a spare when there is one (an open, no create), else a new file. */
+  private async openTempFile(path: string): Promise<{ fd: number; tmp: string }> {
+    const spare = this.spares?.pop();
+    if (spare !== undefined) {
+      try {
+        return { fd: openSync(spare, 'r+'), tmp: spare };
+      } catch { /* gone (removed by hand): create one */ }
+    }
+    const tmp = tempPathFor(path);
+    return { fd: await createAsync(tmp), tmp };
   }
 
   /**
@@ -330,10 +352,10 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     const id = newSpoolId(this.now());
     const path = this.entryPath(id);
     const entry = this.newEntry(id, envelope, recipients, size, messageId);
-    const tmp = tempPathFor(path);
     let fd: number;
+    let tmp: string;
     try {
-      fd = await createAsync(tmp);
+      ({ fd, tmp } = await this.openTempFile(path));
     } catch (err) {
       throw toSpoolError(err, 'cannot create spool file');
     }
@@ -363,9 +385,12 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   }
 
   private readSideFile(id: string): StoredEntry | null {
+    const path = this.statePath(id);
+    // Most entries have none: a stat is far cheaper than a read that throws ENOENT.
+    if (!existsSync(path)) return null;
     let text: string;
     try {
-      text = readFileSync(this.statePath(id), 'utf8');
+      text = readFileSync(path, 'utf8');
     } catch (err) {
       if (isMissing(err)) return null;
       throw err;
@@ -574,7 +599,32 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     // the entry back with its state at accept, every recipient pending: sent mail would go out again.) The folder
     // is not fsynced here (as Postfix does not on removal): a removal lost to a power cut brings the entry back,
     // which means one more delivery attempt, never a lost message — and it saves an fsync per message.
-    await unlinkAsync(this.entryPath(id));
-    await unlinkAsync(this.statePath(id));
+    await this.releaseEntryFile(this.entryPath(id));
+    // Most entries never get a side file: a stat instead of an unlink round trip on the pool that fails.
+    if (existsSync(this.statePath(id))) await unlinkAsync(this.statePath(id));
+  }
+
+  /**
+   * Removes an entry file: renamed to a spare temp name (the entry is gone at that rename, as at an unlink) and
+   * emptied for reuse, or unlinked when there are spares enough or this instance does not recycle.
+   */
+  private async releaseEntryFile(path: string): Promise<void> {
+    if (this.spares === null || this.spares.length >= MAX_SPARES) {
+      await unlinkAsync(path);
+      return;
+    }
+    const spare = tempPathFor(path);
+    try {
+      await renameAsync(path, spare);
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    try {
+      await new Promise<void>((resolve, reject) => truncate(spare, 0, (err) => (err ? reject(err) : resolve())));
+      this.spares.push(spare);
+    } catch {
+      await unlinkAsync(spare); // never reuse a file that may still hold a message
+    }
   }
 }

@@ -356,8 +356,11 @@ describe('spool', () => {
       fsLog.restore();
     }
     assert.equal(removed, true);
-    assert.deepEqual(fsLog.log.filter((l) => !l.startsWith('open')), [`unlink ${join(dir, `${local.id}.msg`)}`, `unlink ${join(dir, `${local.id}.json`)}`],
-      'no state write, no fsync for the finishing result; the entry file (the commit marker) goes first');
+    const ops = fsLog.log.filter((l) => !l.startsWith('open'));
+    assert.equal(ops.length, 2, `no state write, no fsync for the finishing result: ${ops.join('; ')}`);
+    // The entry file leaves its name first (kept as a spare for the next accept), then the side file goes.
+    assert.match(ops[0]!, new RegExp(`^rename ${join(dir, `${local.id}\\.msg`)} -> ${join(dir, '\\.tmp-')}`), 'the entry file (the commit marker) goes first');
+    assert.equal(ops[1], `unlink ${join(dir, `${local.id}.json`)}`);
     assert.equal(await spool.get(local.id), null);
     assert.deepEqual(removedEvents, [local.id]);
     assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith(local.id)), []);
@@ -365,6 +368,46 @@ describe('spool', () => {
     const failing = await spool.accept(envelope(), Readable.from([message('failing')]));
     assert.equal(await spool.markLocal(failing.id, 'bob@example.org', { ok: false, permanent: true, message: '552 5.2.2 full' }, { removeIfDone: true }), false, 'a failure stays until its DSN is out');
     assert.equal((await spool.load(failing.id))?.recipients[0]?.status, 'failed');
+  });
+
+  it('reuses a removed entry\'s file for the next accept (no file created, nothing of the old message left); spares go at the next open', async () => {
+    const dir = join(root, 'recycle');
+    const spool = await FileSpool.open({ dir, maxMessageBytes: 1 << 20 });
+    const first = await spool.accept(envelope(), [message('first message, longer than the second one '.repeat(50))]);
+    let fsLog = recordFs();
+    try {
+      assert.equal(await spool.markLocal(first.id, 'bob@example.org', { ok: true, mailbox: 'INBOX' }, { removeIfDone: true }), true);
+    } finally {
+      fsLog.restore();
+    }
+    const spare = /^rename \S+ -> (\S+)$/.exec(fsLog.log.find((l) => l.startsWith('rename'))!)![1]!;
+    assert.equal(fs.statSync(spare).size, 0, 'the spare is emptied when the entry leaves');
+    assert.equal(await spool.get(first.id), null);
+
+    const secondBody = message('second');
+    fsLog = recordFs();
+    let second;
+    try {
+      second = await spool.accept(envelope(['carol@example.org']), Readable.from([secondBody]));
+    } finally {
+      fsLog.restore();
+    }
+    assert.deepEqual(fsLog.log.filter((l) => l.startsWith('open') || l.startsWith('rename')).slice(0, 2),
+      [`open ${spare}`, `rename ${spare} -> ${join(dir, `${second.id}.msg`)}`], 'the spare became the new entry file');
+    assert.deepEqual(await spool.read(second.id), secondBody, 'exactly the new message');
+    assert.deepEqual((await spool.get(second.id))?.envelope.to, ['carol@example.org']);
+
+    // Another spare, then a restart: temp files do not outlive the process that kept them.
+    await spool.markLocal(second.id, 'carol@example.org', { ok: true, mailbox: 'INBOX' }, { removeIfDone: true });
+    assert.equal((await readdir(dir)).filter((n) => n.startsWith('.tmp-')).length, 1);
+    await FileSpool.open({ dir, maxMessageBytes: 1 << 20 });
+    assert.deepEqual(await readdir(dir), []);
+
+    // A tool next to the server (attach) removes for good: it keeps no spares.
+    const third = await spool.accept(envelope(), [message('third')]);
+    const tool = FileSpool.attach({ dir, maxMessageBytes: 1 });
+    assert.equal(await tool.remove(third.id), true);
+    assert.deepEqual(await readdir(dir), []);
   });
 
   it('drops, at the next open, a side file whose entry file a crash already removed', async () => {
