@@ -61,7 +61,7 @@ test('Postfix relays to the MX over TLS; a refused recipient bounces back to the
   const bounce = await waitFor('bounce to carol', () => postfix.messages().find((m) => /Final-Recipient: rfc822; nobody@example\.com/.test(m)));
   assert.match(bounce, /550 5\.1\.1 No such user here/);
   // Postern's trace tells the same story.
-  const timeline = p.trace.find('via-postfix@sender.test')[0]!;
-  assert.ok(timeline.events.some((e) => e.kind === 'stored' && e.recipient === 'bob@example.com'));
+  // (The message file is visible in the Maildir a moment before the index commit that the stored event follows.)
+  await waitFor('stored in the trace', () => p.trace.find('via-postfix@sender.test')[0]?.events.some((e) => e.kind === 'stored' && e.recipient === 'bob@example.com'));
   assert.ok(p.trace.find('nobody@example.com')[0]!.events.some((e) => e.kind === 'rejected' && /550 5\.1\.1/.test(e.detail)));
 });
