@@ -11,7 +11,9 @@
 //             qmgr → virtual(8) delivery into a Maildir (fsynced). No content filters, no SPF/DKIM (Postfix has
 //             none built in). Default flow control (in_flow_delay) left on.
 // Figures: accepted messages/s = messages / wall time of smtp-source; mean latency per message = sessions /
-// throughput (Little's law; smtp-source reports no per-message times); peak resident memory = Postern's one
+// throughput (Little's law; smtp-source reports no per-message times); CPU ms/msg = busy CPU time of the whole
+// machine (/proc/stat: the server, its clients and the kernel) from the first connection until the side's
+// delivery backlog is drained (polled every 10 ms), per message; peak resident memory = Postern's one
 // process, Postfix's master plus all its children, sampled every 100 ms during the run. Each side's delivery
 // backlog is drained before the next run, and the order alternates per run.
 // Usage: node bench/smtp.ts [--quick]
@@ -50,6 +52,12 @@ function treeRssKb(pid: number): number {
   return rssKb(pid) + childrenOf(pid).reduce((n, c) => n + treeRssKb(c), 0);
 }
 
+/** Busy CPU time of the whole machine so far, in ms (user + nice + system + irq + softirq from /proc/stat). */
+function machineBusyMs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) * 10;
+}
+
 async function smtpSource(target: string, sessions: number, messages: number, reuse: boolean, sampler: () => number): Promise<{ seconds: number; peakRssKb: number }> {
   let peak = sampler();
   const timer = setInterval(() => { peak = Math.max(peak, sampler()); }, 100);
@@ -66,11 +74,11 @@ async function smtpSource(target: string, sessions: number, messages: number, re
   return { seconds, peakRssKb: Math.max(peak, sampler()) };
 }
 
-async function waitUntil(what: string, fn: () => boolean, ms = 300_000): Promise<void> {
+async function waitUntil(what: string, fn: () => boolean, ms = 300_000, pollMs = 100): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
 }
 
@@ -105,7 +113,8 @@ try {
   });
   stopPostfix = () => postfix.stop();
   const posternPid = postern.pid!;
-  const spoolLeft = () => countFiles(join(posternDir, 'queue'));
+  // Entry files only: the spool keeps the files of delivered entries as spare temp files for reuse.
+  const spoolLeft = () => readdirSync(join(posternDir, 'queue')).filter((n) => n.endsWith('.msg')).length;
   const posternStored = () => countFiles(join(posternDir, 'mail'));
   const pfDelivered = () => postfix.messages().length;
 
@@ -113,17 +122,21 @@ try {
   let expectPostern = 0;
   let expectPostfix = 0;
   for (const [i, run] of PLAN.entries()) {
-    const results: Record<string, { seconds: number; peakRssKb: number }> = {};
+    const results: Record<string, { seconds: number; peakRssKb: number; cpuMs: number }> = {};
     const order = i % 2 === 0 ? ['postern', 'postfix'] : ['postfix', 'postern'];
     for (const side of order) {
       if (side === 'postern') {
-        results.postern = await smtpSource(`127.0.0.1:${port}`, run.sessions, run.messages, run.reuse, () => rssKb(posternPid));
+        const cpu0 = machineBusyMs();
+        const r = await smtpSource(`127.0.0.1:${port}`, run.sessions, run.messages, run.reuse, () => rssKb(posternPid));
         expectPostern += run.messages;
-        await waitUntil('postern delivery', () => spoolLeft() === 0);
+        await waitUntil('postern delivery', () => spoolLeft() === 0, 300_000, 10);
+        results.postern = { ...r, cpuMs: machineBusyMs() - cpu0 };
       } else {
-        results.postfix = await smtpSource(`${postfix.address}:25`, run.sessions, run.messages, run.reuse, () => treeRssKb(postfix.masterPid()));
+        const cpu0 = machineBusyMs();
+        const r = await smtpSource(`${postfix.address}:25`, run.sessions, run.messages, run.reuse, () => treeRssKb(postfix.masterPid()));
         expectPostfix += run.messages;
-        await waitUntil('postfix delivery', () => pfDelivered() >= expectPostfix && postfix.queued() === 0);
+        await waitUntil('postfix delivery', () => pfDelivered() >= expectPostfix && postfix.queued() === 0, 300_000, 10);
+        results.postfix = { ...r, cpuMs: machineBusyMs() - cpu0 };
       }
     }
     const a = results.postern!;
@@ -132,10 +145,11 @@ try {
     const rb = run.messages / b.seconds;
     rows.push([String(run.sessions), run.reuse ? 'reused' : 'one/msg', String(run.messages), ra.toFixed(1), rb.toFixed(1), (ra / rb).toFixed(2),
       (1000 * run.sessions / ra).toFixed(1), (1000 * run.sessions / rb).toFixed(1),
+      (a.cpuMs / run.messages).toFixed(1), (b.cpuMs / run.messages).toFixed(1),
       (a.peakRssKb / 1024).toFixed(0), (b.peakRssKb / 1024).toFixed(0), (a.peakRssKb / b.peakRssKb).toFixed(2)]);
   }
   if (posternStored() < expectPostern) throw new Error(`postern stored ${posternStored()} of ${expectPostern} messages`);
-  const head = ['sessions', 'connection', 'msgs', 'postern msg/s', 'postfix msg/s', 'ratio', 'postern ms/msg', 'postfix ms/msg', 'postern RSS MB', 'postfix RSS MB', 'RSS ratio'];
+  const head = ['sessions', 'connection', 'msgs', 'postern msg/s', 'postfix msg/s', 'ratio', 'postern ms/msg', 'postfix ms/msg', 'postern cpu ms/msg', 'postfix cpu ms/msg', 'postern RSS MB', 'postfix RSS MB', 'RSS ratio'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padStart(widths[i]!)).join('  ');
   const unit = [...Object.entries(posternEnvironment()).map(([k, v]) => `${k}=${v}`), 'node', ...posternNodeFlags()].join(' ');
