@@ -83,11 +83,10 @@ export function receivedHeader(r: ReceivedInfo): string {
  * raw bytes (latin1 is lossless) so the rest of the message is untouched. Returns the count removed.
  */
 export function withoutForgedAuthResults(message: Buffer, authservId: string): { message: Buffer; removed: number } {
-  const raw = message.toString('latin1');
-  const end = raw.indexOf('\r\n\r\n');
-  const headEnd = end === -1 ? raw.length : end + 2;
+  const end = message.indexOf('\r\n\r\n');
+  const headEnd = end === -1 ? message.length : end + 2;
   if (headEnd > MAX_HEADER_BYTES) return { message, removed: 0 };
-  const head = raw.slice(0, headEnd);
+  const head = message.toString('latin1', 0, headEnd);
   const id = authservId.toLowerCase();
   const kept: string[] = [];
   let removed = 0;

@@ -72,7 +72,9 @@ function toSpoolError(err: unknown, what: string): SpoolError {
 
 /** Finds the Message-ID in a raw header block (unfolded), without angle brackets. */
 export function findMessageId(head: Buffer): string | undefined {
-  const text = head.toString('latin1');
+  // Only the header section becomes a string (the first blank line ends it, whatever its line endings).
+  const ends = [head.indexOf('\n\n'), head.indexOf('\n\r\n')].filter((i) => i >= 0);
+  const text = head.toString('latin1', 0, ends.length ? Math.min(...ends) + 1 : head.length);
   const end = text.search(/\r?\n\r?\n/);
   const headers = (end >= 0 ? text.slice(0, end) : text).replace(/\r?\n[ \t]+/g, ' ');
   const m = /^message-id:[ \t]*<?([^\s<>]{1,250})>?/im.exec(headers);
