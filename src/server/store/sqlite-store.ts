@@ -64,14 +64,14 @@ type FtsRow = [number, string, string];
 // Body text is indexed behind delivery, in batches: FTS5 writes a segment per transaction (and merges them
 // later), and the trigram tokenizer is the costliest part of storing a message. Rows wait until deliveries
 // pause for FTS_QUIET_MS, at most FTS_MAX_WAIT_MS, or until a batch is full, so a burst of mail is indexed in
-// chunks of FTS_CHUNK_ROWS after it instead of a small transaction per delivery during it (Dovecot's FTS indexes
+// slices of FTS_SLICE_MS after it instead of a small transaction per delivery during it (Dovecot's FTS indexes
 // even later, at SEARCH). SEARCH flushes first, so it never misses a message. A crash loses only queued rows,
 // which the next start rebuilds from the message files (indexMissingFts).
 const FTS_QUIET_MS = 500;
 const FTS_MAX_WAIT_MS = 5000;
 const FTS_BATCH_ROWS = 2000;
-/** Rows per FTS transaction when indexing in the background (about 100 ms of work). */
-const FTS_CHUNK_ROWS = 100;
+/** Time per FTS transaction when indexing in the background. */
+const FTS_SLICE_MS = 10;
 const FTS_BATCH_CHARS = 8 * 1024 * 1024;
 /** How long a group commit waits for appends still writing their file to join it. */
 const COMMIT_GATHER_MS = 10;
@@ -729,7 +729,7 @@ export class SqliteStore implements MailStore {
 
   private scheduleFtsFlush(ms: number): void {
     if (this.ftsTimer) clearTimeout(this.ftsTimer);
-    this.ftsTimer = setTimeout(() => { if (!this.closed) this.writeFtsQueue(FTS_CHUNK_ROWS); }, ms);
+    this.ftsTimer = setTimeout(() => { if (!this.closed) this.writeFtsQueue(FTS_SLICE_MS); }, ms);
     this.ftsTimer.unref();
   }
 
@@ -742,47 +742,44 @@ export class SqliteStore implements MailStore {
   }
 
   /**
-   * Indexes up to `limit` queued rows (the oldest) in one transaction; when rows remain, the next chunk follows
-   * on a later turn of the event loop, so a large backlog never holds the sessions up for long (about a
-   * millisecond per 10 KB message with the trigram tokenizer).
+   * Indexes queued rows (the oldest first) in one transaction, for at most `budgetMs` (at least one row); when
+   * rows remain, the next slice follows on a later turn of the event loop, so a backlog never holds the sessions
+   * up for longer than a slice (the trigram tokenizer takes about half a millisecond per 10 KB message).
    */
-  private writeFtsQueue(limit = Infinity): void {
+  private writeFtsQueue(budgetMs = Infinity): void {
     if (this.ftsTimer) { clearTimeout(this.ftsTimer); this.ftsTimer = null; }
     if (this.ftsQueue.size === 0) return;
     if (this.db.isTransaction) { // never inside another write: come back shortly
       this.scheduleFtsFlush(FTS_QUIET_MS);
       return;
     }
-    const rows: Array<[number, [string, string]]> = [];
-    for (const row of this.ftsQueue) {
-      if (rows.length >= limit) break;
-      rows.push(row);
+    const done: Array<[number, [string, string]]> = [];
+    const start = performance.now();
+    try {
+      this.db.exec('PRAGMA synchronous = NORMAL');
+      this.tx(() => {
+        const stmt = this.q('INSERT INTO fts(rowid, headers, body) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM contents WHERE id = ?)');
+        for (const row of this.ftsQueue) {
+          stmt.run(row[0], row[1][0], row[1][1], row[0]);
+          done.push(row);
+          if (performance.now() - start >= budgetMs) break;
+        }
+      });
+    } catch (err) {
+      // Still queued for the next try; SEARCH meanwhile finds these messages by their other keys only.
+      this.logger.error({ err: (err as Error).message, rows: this.ftsQueue.size }, 'FTS indexing failed; will retry');
+      this.ftsQueuedSince ||= Date.now();
+      this.scheduleFtsFlush(FTS_MAX_WAIT_MS);
+      return;
+    } finally {
+      this.db.exec('PRAGMA synchronous = FULL');
     }
-    for (const [id, [headers, body]] of rows) {
+    for (const [id, [headers, body]] of done) {
       this.ftsQueue.delete(id);
       this.ftsQueueChars -= headers.length + body.length;
     }
     if (this.ftsQueue.size === 0) this.ftsQueuedSince = 0;
     else this.scheduleFtsFlush(0);
-    try {
-      this.db.exec('PRAGMA synchronous = NORMAL');
-      this.tx(() => {
-        const stmt = this.q('INSERT INTO fts(rowid, headers, body) SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM contents WHERE id = ?)');
-        for (const [id, [headers, body]] of rows) stmt.run(id, headers, body, id);
-      });
-    } catch (err) {
-      // Kept for the next try; SEARCH meanwhile finds these messages by their other keys only.
-      this.logger.error({ err: (err as Error).message, rows: rows.length }, 'FTS indexing failed; will retry');
-      for (const [id, text] of rows) {
-        if (this.ftsQueue.has(id)) continue;
-        this.ftsQueue.set(id, text);
-        this.ftsQueueChars += text[0].length + text[1].length;
-      }
-      this.ftsQueuedSince ||= Date.now();
-      if (!this.ftsTimer) this.scheduleFtsFlush(FTS_MAX_WAIT_MS);
-    } finally {
-      this.db.exec('PRAGMA synchronous = FULL');
-    }
   }
 
   /**
