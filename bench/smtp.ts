@@ -16,7 +16,10 @@
 // delivery backlog is drained (polled every 10 ms), per message; peak resident memory = Postern's one
 // process, Postfix's master plus all its children, sampled every 100 ms during the run. Each side's delivery
 // backlog is drained before the next run, and the order alternates per run.
-// Usage: node bench/smtp.ts [--quick]
+// Peak memory is the first round's. On this benchmark machine (ext4 without a journal) creating a file
+// costs from 0.02 to over 1 ms of kernel time depending on the file system's recent history, which moves both
+// servers' figures from run to run: hence several rounds, medians, and the range of the paired ratios.
+// Usage: node bench/smtp.ts [--quick]   (BENCH_SMTP_REPEAT=N rounds, default 3; 1 with --quick)
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -37,6 +40,7 @@ const quick = process.argv.includes('--quick');
 const PLAN = (quick ? [[1, 50], [10, 100], [50, 200]] : [[1, 200], [10, 600], [50, 1000]])
   .flatMap(([sessions, messages]) => [false, true].map((reuse) => ({ sessions: sessions!, messages: messages!, reuse })));
 const LENGTH = 10 * 1024;
+const REPEAT = Number(process.env.BENCH_SMTP_REPEAT ?? (quick ? 1 : 3));
 
 function rssKb(pid: number): number {
   try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0); } catch { return 0; }
@@ -118,42 +122,56 @@ try {
   const posternStored = () => countFiles(join(posternDir, 'mail'));
   const pfDelivered = () => postfix.messages().length;
 
-  const rows: string[][] = [];
+  type Result = { seconds: number; peakRssKb: number; cpuMs: number };
+  const results: Array<Array<{ postern: Result; postfix: Result }>> = PLAN.map(() => []);
   let expectPostern = 0;
   let expectPostfix = 0;
-  for (const [i, run] of PLAN.entries()) {
-    const results: Record<string, { seconds: number; peakRssKb: number; cpuMs: number }> = {};
-    const order = i % 2 === 0 ? ['postern', 'postfix'] : ['postfix', 'postern'];
-    for (const side of order) {
-      if (side === 'postern') {
-        const cpu0 = machineBusyMs();
-        const r = await smtpSource(`127.0.0.1:${port}`, run.sessions, run.messages, run.reuse, () => rssKb(posternPid));
-        expectPostern += run.messages;
-        await waitUntil('postern delivery', () => spoolLeft() === 0, 300_000, 10);
-        results.postern = { ...r, cpuMs: machineBusyMs() - cpu0 };
-      } else {
-        const cpu0 = machineBusyMs();
-        const r = await smtpSource(`${postfix.address}:25`, run.sessions, run.messages, run.reuse, () => treeRssKb(postfix.masterPid()));
-        expectPostfix += run.messages;
-        await waitUntil('postfix delivery', () => pfDelivered() >= expectPostfix && postfix.queued() === 0, 300_000, 10);
-        results.postfix = { ...r, cpuMs: machineBusyMs() - cpu0 };
+  // Rounds of the whole plan, so that a slow stretch of the machine hits every row a little rather than one row
+  // a lot; within a row the side that goes first alternates.
+  for (let round = 0; round < REPEAT; round++) {
+    for (const [i, run] of PLAN.entries()) {
+      const pair: Partial<{ postern: Result; postfix: Result }> = {};
+      const order = (i + round) % 2 === 0 ? ['postern', 'postfix'] : ['postfix', 'postern'];
+      for (const side of order) {
+        if (side === 'postern') {
+          const cpu0 = machineBusyMs();
+          const r = await smtpSource(`127.0.0.1:${port}`, run.sessions, run.messages, run.reuse, () => rssKb(posternPid));
+          expectPostern += run.messages;
+          await waitUntil('postern delivery', () => spoolLeft() === 0, 300_000, 10);
+          pair.postern = { ...r, cpuMs: machineBusyMs() - cpu0 };
+        } else {
+          const cpu0 = machineBusyMs();
+          const r = await smtpSource(`${postfix.address}:25`, run.sessions, run.messages, run.reuse, () => treeRssKb(postfix.masterPid()));
+          expectPostfix += run.messages;
+          await waitUntil('postfix delivery', () => pfDelivered() >= expectPostfix && postfix.queued() === 0, 300_000, 10);
+          pair.postfix = { ...r, cpuMs: machineBusyMs() - cpu0 };
+        }
       }
+      results[i]!.push(pair as { postern: Result; postfix: Result });
     }
-    const a = results.postern!;
-    const b = results.postfix!;
-    const ra = run.messages / a.seconds;
-    const rb = run.messages / b.seconds;
-    rows.push([String(run.sessions), run.reuse ? 'reused' : 'one/msg', String(run.messages), ra.toFixed(1), rb.toFixed(1), (ra / rb).toFixed(2),
-      (1000 * run.sessions / ra).toFixed(1), (1000 * run.sessions / rb).toFixed(1),
-      (a.cpuMs / run.messages).toFixed(1), (b.cpuMs / run.messages).toFixed(1),
-      (a.peakRssKb / 1024).toFixed(0), (b.peakRssKb / 1024).toFixed(0), (a.peakRssKb / b.peakRssKb).toFixed(2)]);
   }
+  const median = (v: number[]) => { const s = [...v].sort((x, y) => x - y); return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
+  const rows = PLAN.map((run, i) => {
+    const pairs = results[i]!;
+    const ra = median(pairs.map((p) => run.messages / p.postern.seconds));
+    const rb = median(pairs.map((p) => run.messages / p.postfix.seconds));
+    const ratios = pairs.map((p) => p.postfix.seconds / p.postern.seconds);
+    // The first round's: later rounds start with the processes the earlier rows left (Postfix keeps idle smtpd
+    // processes for 100 s), which is not what this row's load needs.
+    const peakA = pairs[0]!.postern.peakRssKb;
+    const peakB = pairs[0]!.postfix.peakRssKb;
+    return [String(run.sessions), run.reuse ? 'reused' : 'one/msg', String(run.messages), ra.toFixed(1), rb.toFixed(1), median(ratios).toFixed(2),
+      `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`,
+      (1000 * run.sessions / ra).toFixed(1), (1000 * run.sessions / rb).toFixed(1),
+      (median(pairs.map((p) => p.postern.cpuMs)) / run.messages).toFixed(1), (median(pairs.map((p) => p.postfix.cpuMs)) / run.messages).toFixed(1),
+      (peakA / 1024).toFixed(0), (peakB / 1024).toFixed(0), (peakA / peakB).toFixed(2)];
+  });
   if (posternStored() < expectPostern) throw new Error(`postern stored ${posternStored()} of ${expectPostern} messages`);
-  const head = ['sessions', 'connection', 'msgs', 'postern msg/s', 'postfix msg/s', 'ratio', 'postern ms/msg', 'postfix ms/msg', 'postern cpu ms/msg', 'postfix cpu ms/msg', 'postern RSS MB', 'postfix RSS MB', 'RSS ratio'];
+  const head = ['sessions', 'connection', 'msgs', 'postern msg/s', 'postfix msg/s', 'ratio', 'ratio range', 'postern ms/msg', 'postfix ms/msg', 'postern cpu ms/msg', 'postfix cpu ms/msg', 'postern RSS MB', 'postfix RSS MB', 'RSS ratio'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padStart(widths[i]!)).join('  ');
   const unit = [...Object.entries(posternEnvironment()).map(([k, v]) => `${k}=${v}`), 'node', ...posternNodeFlags()].join(' ');
-  console.log(`SMTP intake, ${LENGTH / 1024} KB messages, fsync on both sides; ratio = Postern / Postfix (Postern run as ${unit})`);
+  console.log(`SMTP intake, ${LENGTH / 1024} KB messages, fsync on both sides; medians of ${REPEAT} rounds; ratio = Postern / Postfix, paired per round (Postern run as ${unit})`);
   console.log(line(head));
   for (const r of rows) console.log(line(r));
   console.log(`load average during the run: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} on ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`);
