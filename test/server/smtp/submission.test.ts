@@ -93,8 +93,10 @@ test('remote recipients are handed to the outbound queue; local ones delivered; 
   const stored = p.store.messages('bob@example.com').find((m) => m.includes('hello both'))!.toString();
   assert.match(stored, /^Message-ID: <[0-9a-f]{24}@mail\.example\.com>$/m);
   assert.match(stored, /^Date: /m);
-  const kinds = p.trace.get(id)!.events.map((e) => `${e.kind}:${e.recipient ?? ''}`);
-  assert.ok(kinds.includes('queued:friend@remote.example.org') && kinds.includes('stored:bob@example.com'), kinds.join(' '));
+  // The trace records the hand-over right after the spool's state write that the wait above saw.
+  const kinds = () => p.trace.get(id)!.events.map((e) => `${e.kind}:${e.recipient ?? ''}`);
+  await until(async () => kinds().includes('queued:friend@remote.example.org'), `queued in the trace (${kinds().join(' ')})`);
+  assert.ok(kinds().includes('stored:bob@example.com'), kinds().join(' '));
 });
 
 test('failed logins back off per address: after 3 failures the next attempt is refused with 454', async () => {
