@@ -5,9 +5,10 @@
 // `<id>.json`, written durably and only when something changes; it wins over the preamble. A local delivery that
 // finishes an entry removes it without a last state write.
 // Entry files are recycled by the server's spool: a removed entry's file is renamed to a spare temp name and
-// truncated, and the next accept writes into it instead of creating a file. Creating an inode is the costliest
-// step of an accept on some ext4 file systems (0.3 to 1.3 ms of kernel CPU per create measured on the benchmark
-// machine, against about 20 µs for a rename); spares are temp files, so a restart removes them.
+// truncated, and the next accept writes into it instead of creating a file. Creating an inode can be the costliest
+// step of an accept: on the benchmark machine's ext4 (no journal) a create took from 0.02 to 1.3 ms of kernel CPU
+// depending on the file system's recent history, against about 30 µs for a rename. Spares are temp files, so a
+// restart removes them.
 import { EventEmitter } from 'node:events';
 import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, truncate, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
