@@ -95,6 +95,13 @@ function closeQuiet(fd: number): void {
   try { closeSync(fd); } catch { /* nothing to lose on a file being discarded */ }
 }
 
+/** A temp entry file whose writing failed: closed and removed, and the failure reported as a SpoolError. */
+function discardTempFile(fd: number, tmp: string, err: unknown): never {
+  closeQuiet(fd);
+  unlinkQuiet(tmp);
+  throw toSpoolError(err, 'cannot spool message');
+}
+
 function isMissing(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
 }
@@ -276,9 +283,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       entry = { ...base, size, ...(messageId ? { messageId } : {}) };
       await writeChunks(fd, [encodePreamble(entry, reserved)], 0);
     } catch (err) {
-      closeQuiet(fd);
-      unlinkQuiet(tmp);
-      throw toSpoolError(err, 'cannot spool message');
+      discardTempFile(fd, tmp, err);
     }
     await this.commitEntryFile(fd, tmp, path);
     return entry;
@@ -365,9 +370,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     try {
       await writeChunks(fd, [encodePreamble(entry), ...chunks], 0);
     } catch (err) {
-      closeQuiet(fd);
-      unlinkQuiet(tmp);
-      throw toSpoolError(err, 'cannot spool message');
+      discardTempFile(fd, tmp, err);
     }
     await this.commitEntryFile(fd, tmp, path);
     return entry;
