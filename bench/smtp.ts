@@ -3,10 +3,11 @@
 // all messages over one connection per session).
 //
 // What each side does with a message (kept comparable on purpose):
-//   Postern — smtp-server session, SMTP-smuggling guard, SPF/DKIM/DMARC/ARC via mailauth (resolver answers
-//             NXDOMAIN at once), Received + Authentication-Results headers, one spool entry file (envelope
-//             preamble + message) fsynced and renamed (folder fsynced) before 250; then, asynchronously, delivery
-//             into the real mailbox store (Maildir file fsynced + SQLite WAL index) and spool removal.
+//   Postern — smtp-server session, SMTP-smuggling guard; then at once SPF/DKIM/DMARC/ARC via mailauth (resolver
+//             answers NXDOMAIN at once) and one spool entry file (envelope preamble + Received + message) fsynced
+//             and renamed (folder fsynced), 250 when both are done; then, asynchronously, delivery with the
+//             Authentication-Results header into the real mailbox store (Maildir file fsynced + SQLite WAL index)
+//             and spool removal.
 //   Postfix — smtpd → cleanup writes the queue file, fsynced before 250 (Postfix default); then, asynchronously,
 //             qmgr → virtual(8) delivery into a Maildir (fsynced). No content filters, no SPF/DKIM (Postfix has
 //             none built in). Default flow control (in_flow_delay) left on.

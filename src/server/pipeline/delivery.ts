@@ -23,14 +23,11 @@ function domainOf(address: string): string {
 
 /**
  * Delivers what is still pending in one spool entry. Throws only when the spool itself fails. `known` is the
- * message as the spool holds it, when the caller has it in memory.
+ * message to store, when the caller has it in memory. Resolves to whether the entry left the spool.
  */
-export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry, known?: Buffer): Promise<void> {
+export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry, known?: Buffer): Promise<boolean> {
   const pending = entry.recipients.filter((r) => r.status === 'pending');
-  if (pending.length === 0) {
-    await deps.spool.removeIfDone(entry.id);
-    return;
-  }
+  if (pending.length === 0) return deps.spool.removeIfDone(entry.id);
   const message = known ?? await deps.spool.read(entry.id);
   const junk = message.subarray(0, JUNK_MARKER.length + 2).toString('latin1') === `${JUNK_MARKER}\r\n`;
   const mailbox: DeliveryOptions['mailbox'] = junk ? 'Junk' : 'INBOX';
@@ -86,7 +83,11 @@ export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry, known?
     await deps.spool.enqueueRemote(entry.id, remote);
     for (const r of remote) deps.trace.record({ ...base, kind: 'queued', recipient: r, detail: 'handed to the outbound queue' });
   }
-  if (removed || await deps.spool.removeIfDone(entry.id)) deps.trace.record({ ...base, kind: 'removed', detail: 'every recipient done; removed from the spool' });
+  if (removed || await deps.spool.removeIfDone(entry.id)) {
+    deps.trace.record({ ...base, kind: 'removed', detail: 'every recipient done; removed from the spool' });
+    return true;
+  }
+  return false;
 }
 
 /**

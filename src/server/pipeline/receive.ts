@@ -1,7 +1,9 @@
 // What happens to a message between the end of DATA and the `250`: the headers Postern adds, the checks that
 // can still refuse it in SMTP (DMARC reject, content filters), and for submission the sender check and DKIM.
-// Everything decided here is written into the message itself (added headers) before it is spooled, so the
-// delivery stage needs nothing else after a restart.
+// Submission: everything decided here is written into the message (added headers) before it is spooled.
+// Inbound: the checks run while the spool writes the message with only our Received header in front
+// (checkInbound); the 250 waits for both, and the headers the checks add travel to delivery in memory. An entry
+// whose delivery a restart interrupted has the checks run again (SpoolEntry.checksPending).
 import { randomBytes } from 'node:crypto';
 import type { DNSResolver } from 'mailauth';
 import type { SpoolEnvelope } from '../queue/api.ts';
@@ -26,9 +28,15 @@ export interface ReceiveContext {
 
 export interface CheckEvent { name: string; action: CheckAction; detail: string }
 
-export type ReceiveOutcome =
+/** The inbound checks' decision; `headers` go above our Received header. */
+export type InboundVerdict =
   /** `message`, when set, replaces the received bytes (forged Authentication-Results removed). */
-  | { accept: true; prefix: Buffer; message?: Buffer; messageId?: string; verdict: 'inbox' | 'junk'; checks: CheckEvent[] }
+  | { accept: true; headers: Buffer; message?: Buffer; messageId?: string; verdict: 'inbox' | 'junk'; checks: CheckEvent[] }
+  | Extract<ReceiveOutcome, { accept: false }>;
+
+/** Submission's decision; `prefix` goes in front of the message as received. */
+export type ReceiveOutcome =
+  | { accept: true; prefix: Buffer; messageId?: string; verdict: 'inbox' | 'junk'; checks: CheckEvent[] }
   | { accept: false; code: number; reply: string; detail: string; messageId?: string; checks: CheckEvent[] };
 
 export interface ReceiveDeps {
@@ -47,7 +55,8 @@ function protocolOf(ctx: ReceiveContext): string {
   return `ESMTP${c.tls ? 'S' : ''}${ctx.envelope.authenticatedUser ? 'A' : ''}`;
 }
 
-function received(deps: ReceiveDeps, ctx: ReceiveContext): string {
+/** Our Received header for a message (CRLF-terminated). */
+export function receivedHeaderFor(deps: Pick<ReceiveDeps, 'hostname'>, ctx: ReceiveContext): string {
   const c = ctx.envelope.client;
   return receivedHeader({
     helo: c.helo, hostname: c.hostname, ip: c.remoteAddress, by: deps.hostname, protocol: protocolOf(ctx),
@@ -56,23 +65,24 @@ function received(deps: ReceiveDeps, ctx: ReceiveContext): string {
   });
 }
 
-export async function receiveInbound(deps: ReceiveDeps, message: Buffer, ctx: ReceiveContext): Promise<ReceiveOutcome> {
+/** The inbound checks (authentication, then the content filters) on the message as received. */
+export async function checkInbound(deps: ReceiveDeps, message: Buffer, envelope: SpoolEnvelope): Promise<InboundVerdict> {
   const section = headerSection(message);
   const fields = section === null ? [] : headerFields(section);
   const messageId = messageIdOf(fields);
   if (section === null) {
     return { accept: false, code: 554, reply: '5.6.0 Message header section is missing or too large', detail: 'malformed header', messageId, checks: [] };
   }
-  const c = ctx.envelope.client;
+  const c = envelope.client;
   const auth = await checkAuthentication({
-    message, ip: c.remoteAddress, helo: c.helo, sender: ctx.envelope.from, hostname: deps.hostname,
+    message, ip: c.remoteAddress, helo: c.helo, sender: envelope.from, hostname: deps.hostname,
     resolver: deps.resolver, dmarcRejectAction: deps.dmarcRejectAction,
   });
   const checks: CheckEvent[] = [{ name: 'authentication', action: auth.action, detail: auth.detail }];
   let action = auth.action;
   let extra = '';
   for (const check of deps.checks) {
-    const v = await check.check(message, { envelope: ctx.envelope, authenticationResults: auth.headers });
+    const v = await check.check(message, { envelope, authenticationResults: auth.headers });
     checks.push({ name: check.name, action: v.action, detail: v.detail });
     action = strongest(action, v.action);
     if (v.headers) extra += v.headers;
@@ -86,7 +96,7 @@ export async function receiveInbound(deps: ReceiveDeps, message: Buffer, ctx: Re
   const cleaned = withoutForgedAuthResults(message, deps.hostname);
   if (cleaned.removed) checks.push({ name: 'authentication-results', action: 'accept', detail: `removed ${cleaned.removed} Authentication-Results header(s) forged with our name` });
   return {
-    accept: true, prefix: Buffer.from(marker + extra + auth.headers + received(deps, ctx)), messageId, verdict, checks,
+    accept: true, headers: Buffer.from(marker + extra + auth.headers), messageId, verdict, checks,
     ...(cleaned.removed ? { message: cleaned.message } : {}),
   };
 }
@@ -113,7 +123,7 @@ export async function receiveSubmission(deps: ReceiveDeps, message: Buffer, ctx:
     added += `Message-ID: <${messageId}>\r\n`;
   }
   if (!firstHeader(fields, 'date')) added += `Date: ${ctx.receivedAt.toUTCString().replace('GMT', '+0000')}\r\n`;
-  const rcv = received(deps, ctx);
+  const rcv = receivedHeaderFor(deps, ctx);
   const unsigned = Buffer.concat([Buffer.from(rcv + added), message]);
   const signatures = await dkimSignatures(unsigned, deps.domain, deps.dkimKeys);
   const checks: CheckEvent[] = deps.dkimKeys.length

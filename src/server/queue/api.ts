@@ -64,6 +64,12 @@ export interface SpoolEntry {
   /** Size of the message as received, in bytes. */
   size: number;
   recipients: RecipientState[];
+  /**
+   * Inbound mail spooled while its checks were still running (the 250 waits for both, see smtp/listener.ts): the
+   * first `receivedBytes` bytes of the spooled message are our Received header, the rest is the message as
+   * received, and the headers the checks add are not in the file. Delivery after a restart runs the checks again.
+   */
+  checksPending?: { receivedBytes: number };
 }
 
 /** Why the spool refused a message; the listener maps `smtpCode`/`enhanced` to its reply. */
@@ -102,6 +108,8 @@ export class SpoolError extends Error {
 export interface AcceptOptions {
   /** Refuse (SpoolError 'too-large') once more than this many bytes arrive. Default: the spool's configured limit. */
   maxBytes?: number;
+  /** Recorded in the entry (SpoolEntry.checksPending); only for the in-memory form of accept(). */
+  checksPending?: { receivedBytes: number };
 }
 
 /** Result of one local delivery, as the pipeline reports it. */
@@ -163,4 +171,6 @@ export interface Spool {
    * the scheduler also calls this itself once its last outbound recipient finishes.
    */
   removeIfDone(id: string): Promise<boolean>;
+  /** Removes the entry whatever its state (a refused message's, an operator's `postern queue remove`). */
+  remove(id: string): Promise<boolean>;
 }

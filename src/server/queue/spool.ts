@@ -227,7 +227,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
 
   async accept(envelope: SpoolEnvelope, data: Readable | AsyncIterable<Uint8Array> | readonly Uint8Array[], options: AcceptOptions = {}): Promise<StoredEntry> {
     const maxBytes = options.maxBytes ?? this.maxMessageBytes;
-    if (Array.isArray(data)) return this.acceptInMemory(envelope, data as readonly Uint8Array[], maxBytes);
+    if (Array.isArray(data)) return this.acceptInMemory(envelope, data as readonly Uint8Array[], maxBytes, options.checksPending);
     const stream = data as Readable | AsyncIterable<Uint8Array>;
     let recipients: string[];
     try {
@@ -344,7 +344,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
    * accept() for a message already in memory: preamble and message written in one writev (synchronously unless
    * large), one fdatasync on the thread pool, rename, then the shared folder fsync.
    */
-  private async acceptInMemory(envelope: SpoolEnvelope, chunks: readonly Uint8Array[], maxBytes: number): Promise<StoredEntry> {
+  private async acceptInMemory(envelope: SpoolEnvelope, chunks: readonly Uint8Array[], maxBytes: number, checksPending: StoredEntry['checksPending']): Promise<StoredEntry> {
     const recipients = this.validateEnvelope(envelope);
     const size = chunks.reduce((n, c) => n + c.length, 0);
     if (size > maxBytes) throw new SpoolError('too-large', `message exceeds ${maxBytes} bytes`);
@@ -359,7 +359,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     const messageId = findMessageId(Buffer.concat(head));
     const id = newSpoolId(this.now());
     const path = this.entryPath(id);
-    const entry = this.newEntry(id, envelope, recipients, size, messageId);
+    const entry: StoredEntry = { ...this.newEntry(id, envelope, recipients, size, messageId), ...(checksPending ? { checksPending } : {}) };
     let fd: number;
     let tmp: string;
     try {

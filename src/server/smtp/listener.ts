@@ -1,14 +1,16 @@
 // One SMTP listener on smtp-server: the MX (port 25: STARTTLS offered, no AUTH, local recipients only) or
 // submission (587: STARTTLS then AUTH; 465: implicit TLS then AUTH). DATA is checked for smuggling, run through
-// the pipeline's pre-250 decisions, written durably to the spool, and only then answered 250.
+// the pipeline's pre-250 decisions and written durably to the spool (inbound: both at once), and only then
+// answered 250.
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerOptions, SMTPServerResolver, SMTPServerSession } from 'smtp-server';
 import type { Listening, Service, TlsSource } from '../service.ts';
 import type { DeliveryStore } from '../store/api.ts';
-import type { ClientInfo, Spool, SpoolEnvelope } from '../queue/api.ts';
+import type { ClientInfo, Spool, SpoolEntry, SpoolEnvelope } from '../queue/api.ts';
 import { SpoolError } from '../queue/api.ts';
 import type { Trace } from '../trace/api.ts';
-import type { Pipeline } from '../pipeline/pipeline.ts';
+import type { AcceptedDecision, Pipeline } from '../pipeline/pipeline.ts';
+import type { ReceiveContext } from '../pipeline/receive.ts';
 import { isProblem, parseEnvelopeAddress } from './addresses.ts';
 import { readGuardedData } from './data-guard.ts';
 import type { MemoryBudget } from './data-guard.ts';
@@ -231,41 +233,86 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
       client,
       ...(st.user ? { authenticatedUser: st.user } : {}),
     };
-    const ctx = {
+    const ctx: ReceiveContext = {
       envelope,
       receiptId: `${session.id}.${++st.transaction}`,
       tls: session.tlsOptions ? `${session.tlsOptions.version} ${session.tlsOptions.name}` : undefined,
       receivedAt: new Date(),
     };
+    if (o.kind === 'mx') return receiveInbound(guarded.message, envelope, ctx, session);
     let outcome;
     try {
-      outcome = await o.pipeline.receive(guarded.message, ctx);
+      outcome = await o.pipeline.receiveSubmission(guarded.message, ctx);
     } catch (err) {
       o.log.error({ err, session: session.id }, 'message checks failed');
       throw reply(451, '4.3.0 Temporary local problem while checking the message, try again later');
     }
-    if (!outcome.accept) {
-      o.trace.record({ traceId: `smtp-${ctx.receiptId}`, kind: 'rejected', detail: `${outcome.code} ${outcome.reply}`, messageId: outcome.messageId, sender: envelope.from, data: { ip: client.remoteAddress, listener: o.kind } });
-      throw reply(outcome.code, outcome.reply);
-    }
+    if (!outcome.accept) throw refused(outcome, ctx);
     let entry;
     try {
-      entry = await o.spool.accept(envelope, [outcome.prefix, outcome.message ?? guarded.message], { maxBytes: o.maxMessageBytes + outcome.prefix.length });
+      entry = await o.spool.accept(envelope, [outcome.prefix, guarded.message], { maxBytes: o.maxMessageBytes + outcome.prefix.length });
     } catch (err) {
-      if (err instanceof SpoolError) {
-        o.log.error({ err, session: session.id }, 'spool refused the message');
-        throw reply(err.smtpCode, `${err.enhanced} ${err.temporary ? 'Temporary local problem, try again later' : err.message}`);
-      }
-      o.log.error({ err, session: session.id }, 'spool failed');
-      throw reply(451, '4.3.0 Temporary local problem, try again later');
+      throw spoolFailure(err, session);
     }
-    // The entry is durable: the trace records and the delivery scheduling run after the 250 is written, not
-    // before it (smtp-server writes the reply in the callback that the returned promise feeds).
-    const spooled = entry;
-    const bytes = [outcome.prefix, outcome.message ?? guarded.message];
+    return acceptedReply(entry, outcome, ctx, [outcome.prefix, guarded.message]);
+  }
+
+  /**
+   * Inbound: the spool writes the message (our Received header in front) while the checks run; the reply waits
+   * for both. The two take about as long as each other (fsyncs against SPF/DKIM/DMARC/ARC), so the message is
+   * answered in the time of the longer one. A refused message's entry is removed before the reply.
+   */
+  async function receiveInbound(message: Buffer, envelope: SpoolEnvelope, ctx: ReceiveContext, session: SMTPServerSession): Promise<string> {
+    const received = o.pipeline.receivedHeader(ctx);
+    const [spooled, checked] = await Promise.allSettled([
+      o.spool.accept(envelope, [received, message], { maxBytes: o.maxMessageBytes + received.length, checksPending: { receivedBytes: received.length } }),
+      o.pipeline.checkInbound(message, envelope),
+    ]);
+    if (checked.status === 'rejected' || !checked.value.accept) {
+      if (spooled.status === 'fulfilled') await discardEntry(spooled.value.id, session);
+      if (checked.status === 'fulfilled' && !checked.value.accept) throw refused(checked.value, ctx);
+      o.log.error({ err: checked.status === 'rejected' ? checked.reason : undefined, session: session.id }, 'message checks failed');
+      throw reply(451, '4.3.0 Temporary local problem while checking the message, try again later');
+    }
+    if (spooled.status === 'rejected') throw spoolFailure(spooled.reason, session);
+    const verdict = checked.value;
+    return acceptedReply(spooled.value, verdict, ctx, [verdict.headers, received, verdict.message ?? message]);
+  }
+
+  /** A spooled entry whose message is refused: removed, so that no restart delivers it. */
+  async function discardEntry(id: string, session: SMTPServerSession): Promise<void> {
+    try {
+      await o.spool.remove(id);
+    } catch (err) {
+      // Left in the spool, it is checked again and filed in Junk (never delivered to INBOX) by the sweep.
+      o.log.error({ err, id, session: session.id }, 'could not remove the entry of a refused message');
+    }
+  }
+
+  function refused(outcome: { code: number; reply: string; messageId?: string | undefined }, ctx: ReceiveContext): Error {
+    const { envelope } = ctx;
+    o.trace.record({ traceId: `smtp-${ctx.receiptId}`, kind: 'rejected', detail: `${outcome.code} ${outcome.reply}`, messageId: outcome.messageId, sender: envelope.from, data: { ip: envelope.client.remoteAddress, listener: o.kind } });
+    return reply(outcome.code, outcome.reply);
+  }
+
+  function spoolFailure(err: unknown, session: SMTPServerSession): Error {
+    if (err instanceof SpoolError) {
+      o.log.error({ err, session: session.id }, 'spool refused the message');
+      return reply(err.smtpCode, `${err.enhanced} ${err.temporary ? 'Temporary local problem, try again later' : err.message}`);
+    }
+    o.log.error({ err, session: session.id }, 'spool failed');
+    return reply(451, '4.3.0 Temporary local problem, try again later');
+  }
+
+  /**
+   * The entry is durable: the trace records and the delivery scheduling run after the 250 is written, not before
+   * it (smtp-server writes the reply in the callback that the returned promise feeds). `message` is what delivery
+   * stores (the spooled bytes plus any headers the inbound checks added).
+   */
+  function acceptedReply(entry: SpoolEntry, decided: AcceptedDecision, ctx: ReceiveContext, message: Uint8Array[]): string {
     setImmediate(() => {
-      try { o.pipeline.accepted(spooled, outcome, ctx, bytes); } catch (err) {
-        o.log.error({ err, id: spooled.id }, 'recording an accepted message failed; the sweep delivers it');
+      try { o.pipeline.accepted(entry, decided, ctx, message); } catch (err) {
+        o.log.error({ err, id: entry.id }, 'recording an accepted message failed; the sweep delivers it');
       }
     });
     return `Ok: queued as ${entry.id}`;

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { authenticate } from 'mailauth';
 import { checkAuthentication } from '../../../src/server/pipeline/authentication.ts';
+import { FileSpool } from '../../../src/server/queue/spool.ts';
 import nodemailer from 'nodemailer';
 import { ensureDebianPackages } from '../../support/debian.ts';
 import { startKnot, txt, zoneText } from '../../support/knot.ts';
@@ -116,6 +117,36 @@ test('MX: DMARC p=reject failure is refused in SMTP (configured: reject)', async
   assert.ok(!p.store.messages('bob@example.com').some((m) => m.includes('forged-1@x')));
   const tr = p.trace.find('forged-1@x');
   assert.equal(tr[0]?.events[0]?.kind, 'rejected');
+  // The spool wrote it while the checks ran; the refusal removed it, so no restart can deliver it.
+  assert.ok(!(await p.spool.list()).some((e) => e.messageId === 'forged-1@x'));
+});
+
+test('MX: inbound entries a restart finds undelivered are checked again: a pass gets its Authentication-Results, a DMARC reject goes to Junk', async () => {
+  // What a crash between the spool and delivery leaves: entries written with our Received header in front and
+  // without the checks' headers (those went to delivery in memory only).
+  const spoolDir = await mkdtemp(join(dir, 'spool-'));
+  const spool = await FileSpool.open({ dir: spoolDir, maxMessageBytes: 1 << 20 });
+  const received = Buffer.from('Received: from forger.example.net ([127.0.0.1]) by mail.example.com with ESMTP id crash.1; Sat, 28 Nov 2026 18:00:00 +0000\r\n');
+  const client = { remoteAddress: '127.0.0.1', helo: 'forger.example.net', tls: false, listener: 'mx' as const };
+  for (const [from, id] of [['news@lax.example.org', 'again-pass@x'], ['ceo@strict.example.org', 'again-reject@x']] as const) {
+    const message = Buffer.from(`From: <${from}>\r\nTo: <bob@example.com>\r\nSubject: left behind\r\nMessage-ID: <${id}>\r\n\r\nbody\r\n`);
+    await spool.accept({ from, to: ['bob@example.com'], client }, [received, message], { checksPending: { receivedBytes: received.length } });
+  }
+  await spool.close();
+  const restarted = await startPostern({ resolver: dns.resolver, spoolDir });
+  try {
+    await until(() => restarted.store.messages('bob@example.com').some((m) => m.includes('again-pass@x')), 'delivery of the passing entry');
+    const passed = restarted.store.messages('bob@example.com').find((m) => m.includes('again-pass@x'))!.toString();
+    assert.match(passed, /^Received-SPF: pass [^]*\r\nAuthentication-Results: mail\.example\.com;[^]*spf=pass[^]*\r\nReceived: from forger\.example\.net[^]*\r\nFrom: <news@lax\.example\.org>/);
+    await until(() => restarted.store.messages('bob@example.com', 'Junk').some((m) => m.includes('again-reject@x')), 'the refused entry in Junk');
+    assert.ok(!restarted.store.messages('bob@example.com').some((m) => m.includes('again-reject@x')));
+    const events = restarted.trace.find('again-reject@x')[0]!.events;
+    assert.ok(events.some((e) => e.kind === 'check' && /DMARC policy reject of strict\.example\.org failed/.test(e.detail)), JSON.stringify(events));
+    assert.ok(events.some((e) => e.kind === 'verdict' && /file in Junk: checked again from the spool, it would be refused now/.test(e.detail)));
+    assert.deepEqual(await restarted.spool.recoverable(), []);
+  } finally {
+    await restarted.stop();
+  }
 });
 
 test('MX: DMARC p=reject failure is filed in Junk when configured so', async () => {

@@ -218,10 +218,11 @@ test('Authentication-Results headers forged with our host name are removed; othe
   assert.match(m, /\r\n\r\nbody\r\n$/);
 });
 
-test('content checks plug into the seam: junk files in Junk with the check header, reject refuses in SMTP', async () => {
+test('content checks plug into the seam: junk files in Junk with the check header, reject refuses in SMTP, a failing check answers 451', async () => {
   const keyword = {
     name: 'keyword',
     async check(message: Buffer) {
+      if (message.includes('SCANNER DOWN')) throw new Error('scanner unreachable');
       if (message.includes('WIRE MONEY NOW')) return { action: 'reject' as const, detail: 'fraud keyword' };
       if (message.includes('CHEAP PILLS')) return { action: 'junk' as const, detail: 'spam keyword', headers: 'X-Spam-Flag: YES\r\n' };
       return { action: 'accept' as const, detail: 'clean' };
@@ -233,9 +234,14 @@ test('content checks plug into the seam: junk files in Junk with the check heade
     await t.sendMail({ from: 'a@sender.example.net', to: 'bob@example.com', subject: 'CHEAP PILLS', text: 'x', messageId: '<pills@x>' });
     await assert.rejects(t.sendMail({ from: 'a@sender.example.net', to: 'bob@example.com', subject: 'hi', text: 'WIRE MONEY NOW', messageId: '<fraud@x>' }),
       (err: Error & { responseCode?: number; response?: string }) => err.responseCode === 550 && /5\.7\.1 Message refused: fraud keyword/.test(err.response ?? ''));
+    await assert.rejects(t.sendMail({ from: 'a@sender.example.net', to: 'bob@example.com', subject: 'hi', text: 'SCANNER DOWN', messageId: '<unchecked@x>' }),
+      (err: Error & { responseCode?: number; response?: string }) => err.responseCode === 451 && /4\.3\.0 Temporary local problem while checking/.test(err.response ?? ''));
     await t.sendMail({ from: 'a@sender.example.net', to: 'bob@example.com', subject: 'hello', text: 'x', messageId: '<fine@x>' });
     t.close();
     await until(() => f.store.messages('bob@example.com', 'Junk').length === 1 && f.store.messages('bob@example.com').length === 1, 'filing');
+    // The refused and the unchecked message were spooled while their checks ran, and removed before the reply.
+    const left = (await f.spool.list()).map((e) => e.messageId);
+    assert.ok(!left.includes('fraud@x') && !left.includes('unchecked@x'), JSON.stringify(left));
     const junk = f.store.messages('bob@example.com', 'Junk')[0]!.toString();
     assert.match(junk, /^X-Postern-Verdict: junk\r\nX-Spam-Flag: YES\r\n/);
     assert.ok(f.store.messages('bob@example.com')[0]!.includes('<fine@x>'));
