@@ -28,7 +28,8 @@ const banner = [
 
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { postern: 'src/cli/main.ts', server: 'src/server/entry.ts' },
+  // The delivery thread's script (store/delivery-thread.ts finds it next to the bundle).
+  entryPoints: { postern: 'src/cli/main.ts', server: 'src/server/entry.ts', 'delivery-worker': 'src/server/store/delivery-worker.ts' },
   outdir,
   bundle: true,
   format: 'esm',

@@ -1,5 +1,6 @@
 // What the runtime calls: opens (or creates) <stateDir>/store/index.sqlite and <stateDir>/mail, loads accounts and
-// aliases from the config, and reconciles files with the index before any session can see the store.
+// aliases from the config, and reconciles files with the index before any session can see the store. Local
+// delivery then runs on a thread of its own (delivery-thread.ts).
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -19,6 +20,7 @@ export async function createStore(config: Pick<ServerConfig, 'stateDir' | 'users
     store.reconcileReport = await reconcile(store, log);
     const reindexed = await store.indexMissingFts();
     if (reindexed) log.warn({ messages: reindexed }, 'body search index rebuilt for messages a crash left unindexed');
+    store.deliverOnThread();
   } catch (err) {
     await store.close();
     throw err;

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { Logger } from 'pino';
+import { DeliveryThread } from './delivery-thread.ts';
+import type { FtsRow } from './delivery-thread.ts';
 import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags, sharedFlagList } from './flags.ts';
 import { accountDir, deliveryKeyFromFileName, fsyncDir, linkMessageFile, syncPath, writeMessageFile, ensureMaildir } from './maildir.ts';
 import { parseMessage, toCrlf, type ParsedMessage } from './mime.ts';
@@ -42,6 +44,11 @@ export interface SqliteStoreOptions {
   maxMessageBytes: number;
   /** Expunge records kept per mailbox for QRESYNC (default VANISHED_KEEP); older ones are pruned. */
   vanishedKeep?: number;
+  /**
+   * Set for the delivery thread's store (delivery-worker.ts): every change it commits, and the text its FTS
+   * index needs, go to the main thread's store instead of its own (unused) notifier and queue.
+   */
+  forward?: { event(event: StoreEvent): void; fts(rows: FtsRow[]): void };
 }
 
 /**
@@ -59,7 +66,6 @@ interface MessageRow {
   id: number; uid: number; content_id: number; file: string; flags: number; keywords: string; modseq: number;
   size: number; internal_date: number; internal_zone: number;
 }
-type FtsRow = [number, string, string];
 
 // Body text is indexed behind delivery, in batches: FTS5 writes a segment per transaction (and merges them
 // later), and the trigram tokenizer is the costliest part of storing a message. Rows wait until deliveries
@@ -165,8 +171,12 @@ export class SqliteStore implements MailStore {
   /** The index's write-ahead log, fsynced off the main thread after a group commit (syncIndexLog). */
   private readonly walPath: string;
   private lastDeliveryPrune = 0;
+  private readonly options: SqliteStoreOptions;
+  /** Where deliver() runs once deliverOnThread() was called. */
+  private deliveryThread: DeliveryThread | null = null;
 
   constructor(opts: SqliteStoreOptions) {
+    this.options = opts;
     this.logger = opts.logger;
     this.maxMessageBytes = opts.maxMessageBytes;
     this.vanishedKeep = opts.vanishedKeep ?? VANISHED_KEEP;
@@ -611,6 +621,10 @@ export class SqliteStore implements MailStore {
    * removes messages drops it), then sessions are told.
    */
   private emit(event: StoreEvent): void {
+    if (this.options.forward) {
+      this.options.forward.event(event);
+      return;
+    }
     let cached = this.uidCache.get(event.mailboxId);
     if (cached) {
       if (event.type === 'exists') {
@@ -925,7 +939,8 @@ export class SqliteStore implements MailStore {
           this.db.exec('PRAGMA synchronous = FULL');
         }
         if (committed) {
-          this.queueFts(fts);
+          if (this.options.forward) this.options.forward.fts(fts);
+          else this.queueFts(fts);
           try {
             await this.syncIndexLog();
           } catch (err) {
@@ -980,7 +995,19 @@ export class SqliteStore implements MailStore {
     if (r && r.quota_bytes > 0 && r.used_bytes + bytes > r.quota_bytes) throw new StoreError('OVERQUOTA', `quota exceeded (${r.used_bytes + bytes} > ${r.quota_bytes} bytes)`);
   }
 
+  /**
+   * From now on deliver() runs on a thread of its own (delivery-thread.ts), which this store hears every change
+   * from; close() ends it. The runtime's store does this (create-store.ts); tests may use either.
+   */
+  deliverOnThread(): void {
+    this.deliveryThread ??= new DeliveryThread(
+      { stateDir: this.options.stateDir, maxMessageBytes: this.maxMessageBytes },
+      { event: (e) => this.emit(e), fts: (rows) => this.queueFts(rows), logger: this.logger },
+    );
+  }
+
   async deliver(account: string, message: Buffer, options: DeliveryOptions): Promise<DeliveryResult> {
+    if (this.deliveryThread) return this.track(this.deliveryThread.deliver(account, message, options));
     const a = this.requireAccount(account);
     let key: string | undefined;
     if (options.deliveryId !== undefined) {
@@ -1265,6 +1292,7 @@ export class SqliteStore implements MailStore {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.pendingWrites]);
+    await this.deliveryThread?.close();
     this.writeFtsQueue();
     this.stmts.clear();
     this.db.close();

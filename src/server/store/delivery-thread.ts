@@ -1,0 +1,136 @@
+// Local delivery on a thread of its own. The main thread runs every session (SMTP, IMAP, POP3, web) on one event
+// loop; local delivery (parsing a message, writing and fsyncing its file, committing its index rows) was a
+// fifth of that loop's work under SMTP load and held sessions up in between. deliver() now posts the message to
+// a worker thread (delivery-worker.ts) with a second connection to the same SQLite index (WAL: one writer at a
+// time, each waits for the other through busy_timeout). Every change it commits comes back as a message and is
+// applied to the main store in order, before the delivery's result: sessions are told, the UID cache follows,
+// and the body text joins the main store's FTS queue (so SEARCH still sees everything it has been told of).
+// A thread that dies fails its deliveries in flight (the pipeline retries them; delivery ids keep it to one
+// copy) and the next delivery starts a new one.
+import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { DeliveryOptions, DeliveryResult } from './api.ts';
+import type { StoreEvent } from './types.ts';
+
+/** A message's text for the FTS index: content id, header text, body text (lower-case). */
+export type FtsRow = [number, string, string];
+
+export interface DeliveryThreadData {
+  stateDir: string;
+  maxMessageBytes: number;
+}
+
+export type ToDeliveryThread =
+  | { type: 'deliver'; id: number; account: string; message: Uint8Array; options: DeliveryOptions }
+  | { type: 'close' };
+
+/** Sent in batches (an array per message), in order. */
+export type FromDeliveryThread =
+  | { type: 'ready' }
+  | { type: 'delivered'; id: number; result: DeliveryResult }
+  | { type: 'failed'; id: number; message: string; code: string | undefined }
+  | { type: 'event'; event: StoreEvent }
+  | { type: 'fts'; rows: FtsRow[] }
+  | { type: 'log'; level: 'error' | 'warn' | 'info' | 'debug'; obj: Record<string, unknown>; msg: string }
+  | { type: 'closed'; message?: string };
+
+/** What the main thread's store does with what the thread commits. */
+export interface DeliveryThreadHost {
+  event(event: StoreEvent): void;
+  fts(rows: FtsRow[]): void;
+  logger: Logger;
+}
+
+/** The worker's script: next to this module in the source tree, or an entry point of the release bundle. */
+function workerScript(): URL {
+  for (const name of ['./delivery-worker.ts', './delivery-worker.js', '../delivery-worker.js']) {
+    const url = new URL(name, import.meta.url);
+    if (existsSync(url)) return url;
+  }
+  throw new Error(`delivery-worker script not found near ${import.meta.url}`);
+}
+
+interface Waiting { resolve(r: DeliveryResult): void; reject(err: Error): void }
+
+export class DeliveryThread {
+  readonly #data: DeliveryThreadData;
+  readonly #host: DeliveryThreadHost;
+  readonly #waiting = new Map<number, Waiting>();
+  #worker: Worker | null = null;
+  #closed: (() => void) | null = null;
+  #next = 1;
+
+  /** Starts the thread at once, so that the first delivery does not wait for it to load. */
+  constructor(data: DeliveryThreadData, host: DeliveryThreadHost) {
+    this.#data = data;
+    this.#host = host;
+    this.#start();
+  }
+
+  deliver(account: string, message: Buffer, options: DeliveryOptions): Promise<DeliveryResult> {
+    const worker = this.#start();
+    const id = this.#next++;
+    // A copy of exactly these bytes, moved (not copied again) to the thread: a Buffer may view a larger pool.
+    const bytes = new Uint8Array(message.byteLength);
+    bytes.set(message);
+    return new Promise<DeliveryResult>((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      worker.postMessage({ type: 'deliver', id, account, message: bytes, options } satisfies ToDeliveryThread, [bytes.buffer]);
+    });
+  }
+
+  /** Lets deliveries in flight finish, closes the thread's store and ends the thread. */
+  async close(): Promise<void> {
+    const worker = this.#worker;
+    if (!worker) return;
+    await new Promise<void>((resolve) => {
+      this.#closed = resolve;
+      worker.postMessage({ type: 'close' } satisfies ToDeliveryThread);
+    });
+    this.#worker = null;
+    await worker.terminate();
+  }
+
+  #start(): Worker {
+    if (this.#worker) return this.#worker;
+    const worker = new Worker(workerScript(), { workerData: this.#data });
+    // Sessions and listeners keep the process alive; a store opened by a tool must not be kept open by this.
+    worker.unref();
+    worker.on('message', (batch: FromDeliveryThread[]) => { for (const m of batch) this.#receive(m); });
+    worker.on('error', (err) => this.#host.logger.error({ err: err.message }, 'delivery thread failed'));
+    worker.on('exit', (code) => {
+      if (this.#worker === worker) this.#worker = null;
+      const waiting = [...this.#waiting.values()];
+      this.#waiting.clear();
+      for (const w of waiting) w.reject(new Error(`delivery thread exited (code ${code}) before finishing this delivery`));
+      this.#closed?.();
+      this.#closed = null;
+    });
+    this.#worker = worker;
+    return worker;
+  }
+
+  #receive(m: FromDeliveryThread): void {
+    switch (m.type) {
+      case 'event': this.#host.event(m.event); break;
+      case 'fts': this.#host.fts(m.rows); break;
+      case 'log': this.#host.logger[m.level](m.obj, m.msg); break;
+      case 'delivered':
+      case 'failed': {
+        const w = this.#waiting.get(m.id);
+        if (!w) break;
+        this.#waiting.delete(m.id);
+        if (m.type === 'delivered') w.resolve(m.result);
+        else w.reject(Object.assign(new Error(m.message), m.code !== undefined ? { code: m.code } : {}));
+        break;
+      }
+      case 'closed':
+        if (m.message) this.#host.logger.error({ err: m.message }, 'closing the delivery thread\'s store failed');
+        this.#closed?.();
+        this.#closed = null;
+        break;
+      case 'ready': break;
+    }
+  }
+}

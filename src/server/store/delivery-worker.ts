@@ -1,0 +1,48 @@
+// The delivery thread (see delivery-thread.ts): a second SqliteStore on the same index and Maildir tree that only
+// delivers. Parsing, the message file and its fsyncs, and the index rows of local delivery run here, off the
+// thread that serves the SMTP, IMAP and POP3 sessions. What it commits goes back to the main thread's store as
+// messages (events for the sessions, text for the FTS queue), and so do its log lines.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { SqliteStore } from './sqlite-store.ts';
+import type { DeliveryThreadData, FromDeliveryThread, ToDeliveryThread } from './delivery-thread.ts';
+
+const port = parentPort;
+if (!port) throw new Error('delivery-worker.ts runs as a worker thread only');
+const data = workerData as DeliveryThreadData;
+// What one turn of this thread's loop has to say goes as one message (a group commit's events, text and
+// results together): each message wakes the main thread, and a wake-up costs more than the copying.
+let outbox: FromDeliveryThread[] = [];
+const post = (m: FromDeliveryThread) => {
+  if (outbox.push(m) === 1) setImmediate(() => {
+    const batch = outbox;
+    outbox = [];
+    port.postMessage(batch);
+  });
+};
+
+function forwardingLogger(bindings: Record<string, unknown>): Logger {
+  const at = (level: 'error' | 'warn' | 'info' | 'debug') => (obj: object | string, msg?: string) => {
+    if (typeof obj === 'string') post({ type: 'log', level, obj: { ...bindings }, msg: obj });
+    else post({ type: 'log', level, obj: { ...bindings, ...obj }, msg: msg ?? '' });
+  };
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: (b: Record<string, unknown>) => forwardingLogger({ ...bindings, ...b }) } as unknown as Logger;
+}
+
+const store = new SqliteStore({
+  stateDir: data.stateDir, maxMessageBytes: data.maxMessageBytes, logger: forwardingLogger({ thread: 'delivery' }),
+  forward: { event: (event) => post({ type: 'event', event }), fts: (rows) => post({ type: 'fts', rows }) },
+});
+
+port.on('message', (m: ToDeliveryThread) => {
+  if (m.type === 'deliver') {
+    const message = Buffer.from(m.message.buffer, m.message.byteOffset, m.message.byteLength);
+    store.deliver(m.account, message, m.options).then(
+      (result) => post({ type: 'delivered', id: m.id, result }),
+      (err: unknown) => post({ type: 'failed', id: m.id, message: (err as Error)?.message ?? String(err), code: (err as { code?: unknown })?.code as string | undefined }),
+    );
+  } else if (m.type === 'close') {
+    store.close().then(() => post({ type: 'closed' }), (err: unknown) => post({ type: 'closed', message: String(err) }));
+  }
+});
+post({ type: 'ready' });

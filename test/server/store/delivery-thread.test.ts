@@ -1,0 +1,91 @@
+// Local delivery on its own thread (store/delivery-thread.ts): what it commits reaches the main thread's store
+// (sessions hear of it, SEARCH finds it), writes from both threads interleave without errors, and a thread that
+// dies fails its deliveries instead of leaving them hanging.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { DeliveryThread } from '../../../src/server/store/delivery-thread.ts';
+import type { StoreEvent } from '../../../src/server/store/types.ts';
+import { storeFixture } from './fixture.ts';
+
+const ALICE = 'alice@example.com';
+
+function message(i: number, extra = ''): Buffer {
+  return Buffer.from(`From: <sender${i}@example.net>\r\nTo: <${ALICE}>\r\nSubject: delivery ${i}\r\nMessage-ID: <d${i}@example.net>\r\n\r\nbody of message ${i} word${i}zq ${extra}\r\n`);
+}
+
+test('deliveries on the thread reach the main store: sessions are told, UIDs are listed, SEARCH finds the text', async () => {
+  const f = await storeFixture();
+  try {
+    const inbox = f.store.getMailbox(ALICE, 'INBOX')!;
+    const before = f.store.listUids(inbox.id); // cached: the thread's deliveries must extend it, not a stale copy
+    assert.deepEqual([...before], []);
+    const told: StoreEvent[] = [];
+    const unsubscribe = f.store.notifier.subscribe(inbox.id, (e) => told.push(e));
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => f.store.deliver(ALICE, message(i), { mailbox: 'INBOX', deliveryId: `thread-${i}` })));
+    unsubscribe();
+    const uids = results.map((r) => (r.ok ? r.uid : -1));
+    assert.equal(new Set(uids).size, 40, 'one UID each');
+    // Every change was applied on the main thread before the delivery that made it resolved.
+    const toldUids = told.flatMap((e) => (e.type === 'exists' ? e.messages.map((m) => m.uid) : []));
+    assert.deepEqual([...toldUids].sort((a, b) => a - b), [...uids].sort((a, b) => a - b));
+    assert.deepEqual([...f.store.listUids(inbox.id)], [...uids].sort((a, b) => a - b));
+    assert.deepEqual([...before], [], 'a list handed out before is not changed under its holder');
+    assert.deepEqual(f.store.search(inbox.id, { type: 'body', value: 'word17zq' }), [uids[17]]);
+    // The same delivery id again stores nothing and answers with the first copy.
+    assert.deepEqual(await f.store.deliver(ALICE, message(17), { mailbox: 'INBOX', deliveryId: 'thread-17' }), results[17]);
+    assert.equal(f.store.listUids(inbox.id).length, 40);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+test('the main thread writes while the thread delivers: no busy errors, every message and flag kept', async () => {
+  const f = await storeFixture();
+  try {
+    const inbox = f.store.getMailbox(ALICE, 'INBOX')!;
+    const first = await f.store.append(inbox.id, message(1000));
+    const deliveries = Array.from({ length: 60 }, (_, i) => f.store.deliver(ALICE, message(i, 'x'.repeat(20_000)), { mailbox: 'INBOX' }));
+    const appends: Promise<unknown>[] = [];
+    for (let i = 0; i < 30; i++) {
+      f.store.storeFlags(inbox.id, [[first.uid, first.uid]], { mode: i % 2 ? 'remove' : 'add', flags: ['\\Flagged'] });
+      appends.push(f.store.append(inbox.id, message(2000 + i)));
+      await new Promise((r) => setImmediate(r));
+    }
+    const results = await Promise.all(deliveries);
+    await Promise.all(appends);
+    assert.ok(results.every((r) => r.ok));
+    const listed = f.store.listMessages(inbox.id);
+    assert.equal(listed.length, 1 + 60 + 30);
+    assert.equal(new Set(listed.map((m) => m.uid)).size, listed.length);
+    assert.deepEqual(listed.find((m) => m.uid === first.uid)!.flags.includes('\\Flagged'), false);
+    // After a restart the index and the files agree: nothing for the reconciliation to adopt or report.
+    const reopened = await f.reopen();
+    assert.equal(reopened.listMessages(inbox.id).length, listed.length);
+    assert.deepEqual((reopened as unknown as { reconcileReport: { indexed: unknown[]; missing: unknown[] } }).reconcileReport, { indexed: [], missing: [] });
+  } finally {
+    await f.cleanup();
+  }
+});
+
+test('a delivery thread that dies fails its deliveries (for the pipeline to retry) instead of leaving them waiting', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'postern-thread-'));
+  try {
+    // Its index cannot be opened (a file where the store folder should be): the thread throws while starting.
+    await writeFile(path.join(dir, 'store'), 'not a folder');
+    const errors: string[] = [];
+    const logger = pino({ level: 'silent' });
+    logger.error = ((obj: { err?: string }) => { errors.push(String(obj.err)); }) as typeof logger.error;
+    const thread = new DeliveryThread({ stateDir: dir, maxMessageBytes: 1 << 20 }, { event() {}, fts() {}, logger });
+    await assert.rejects(thread.deliver(ALICE, message(1), { mailbox: 'INBOX' }), /delivery thread exited/);
+    // The next delivery starts a new thread, which fails the same way: still an error, never a hang.
+    await assert.rejects(thread.deliver(ALICE, message(2), { mailbox: 'INBOX' }), /delivery thread exited/);
+    assert.ok(errors.length >= 1, 'the failure is logged');
+    await thread.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
