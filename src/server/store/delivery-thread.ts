@@ -1,10 +1,11 @@
 // Local delivery on a thread of its own. The main thread runs every session (SMTP, IMAP, POP3, web) on one event
-// loop; local delivery (parsing a message, writing and fsyncing its file, committing its index rows) was a
-// fifth of that loop's work under SMTP load and held sessions up in between. deliver() now posts the message to
-// a worker thread (delivery-worker.ts) with a second connection to the same SQLite index (WAL: one writer at a
-// time, each waits for the other through busy_timeout). Every change it commits comes back as a message and is
-// applied to the main store in order, before the delivery's result: sessions are told, the UID cache follows,
-// and the body text joins the main store's FTS queue (so SEARCH still sees everything it has been told of).
+// loop; local delivery (parsing a message, writing and fsyncing its file, committing its index rows, indexing
+// its text for FTS) was a fifth of that loop's work under SMTP load and held sessions up in between. deliver()
+// now posts the message to a worker thread (delivery-worker.ts) with a second connection to the same SQLite index
+// (WAL: one writer at a time, each waits for the other through busy_timeout). Every change it commits comes back
+// as a message and is applied to the main store in order, before the delivery's result: sessions are told and
+// the UID cache follows. The thread indexes the body text itself, behind its deliveries; SEARCH on the main
+// thread first waits for it to index what it has (flushFts), as it flushes its own queue.
 // A thread that dies fails its deliveries in flight (the pipeline retries them; delivery ids keep it to one
 // copy) and the next delivery starts a new one.
 import { existsSync } from 'node:fs';
@@ -13,16 +14,20 @@ import type { Logger } from 'pino';
 import type { DeliveryOptions, DeliveryResult } from './api.ts';
 import type { StoreEvent } from './types.ts';
 
-/** A message's text for the FTS index: content id, header text, body text (lower-case). */
-export type FtsRow = [number, string, string];
-
 export interface DeliveryThreadData {
   stateDir: string;
   maxMessageBytes: number;
+  /** [flushes asked for, flushes done]: flushFts() waits on the second (Atomics) without a message back. */
+  ftsFlush: SharedArrayBuffer;
 }
+
+/** How long SEARCH waits for the thread's FTS flush before it searches what is indexed. */
+const FTS_FLUSH_WAIT_MS = 10_000;
 
 export type ToDeliveryThread =
   | { type: 'deliver'; id: number; account: string; message: Uint8Array; options: DeliveryOptions }
+  /** Index the queued FTS text now, then set flushes-done to `seq`. */
+  | { type: 'flush-fts'; seq: number }
   | { type: 'close' };
 
 /** Sent in batches (an array per message), in order. */
@@ -31,14 +36,12 @@ export type FromDeliveryThread =
   | { type: 'delivered'; id: number; result: DeliveryResult }
   | { type: 'failed'; id: number; message: string; code: string | undefined }
   | { type: 'event'; event: StoreEvent }
-  | { type: 'fts'; rows: FtsRow[] }
   | { type: 'log'; level: 'error' | 'warn' | 'info' | 'debug'; obj: Record<string, unknown>; msg: string }
   | { type: 'closed'; message?: string };
 
 /** What the main thread's store does with what the thread commits. */
 export interface DeliveryThreadHost {
   event(event: StoreEvent): void;
-  fts(rows: FtsRow[]): void;
   logger: Logger;
 }
 
@@ -55,6 +58,7 @@ interface Waiting { resolve(r: DeliveryResult): void; reject(err: Error): void }
 
 export class DeliveryThread {
   readonly #data: DeliveryThreadData;
+  readonly #flush: Int32Array;
   readonly #host: DeliveryThreadHost;
   readonly #waiting = new Map<number, Waiting>();
   #worker: Worker | null = null;
@@ -62,8 +66,9 @@ export class DeliveryThread {
   #next = 1;
 
   /** Starts the thread at once, so that the first delivery does not wait for it to load. */
-  constructor(data: DeliveryThreadData, host: DeliveryThreadHost) {
-    this.#data = data;
+  constructor(data: Omit<DeliveryThreadData, 'ftsFlush'>, host: DeliveryThreadHost) {
+    this.#data = { ...data, ftsFlush: new SharedArrayBuffer(8) };
+    this.#flush = new Int32Array(this.#data.ftsFlush);
     this.#host = host;
     this.#start();
   }
@@ -78,6 +83,27 @@ export class DeliveryThread {
       this.#waiting.set(id, { resolve, reject });
       worker.postMessage({ type: 'deliver', id, account, message: bytes, options } satisfies ToDeliveryThread, [bytes.buffer]);
     });
+  }
+
+  /**
+   * Blocks until the thread has indexed the FTS text of everything it committed so far (SEARCH semantics: all
+   * messages a session has been told of are searchable). Gives up after FTS_FLUSH_WAIT_MS (a thread that is
+   * gone or stuck), logged: the search then runs on what is indexed.
+   */
+  flushFts(): void {
+    const worker = this.#worker;
+    if (!worker) return;
+    const seq = Atomics.add(this.#flush, 0, 1) + 1;
+    worker.postMessage({ type: 'flush-fts', seq } satisfies ToDeliveryThread);
+    const deadline = Date.now() + FTS_FLUSH_WAIT_MS;
+    for (let done = Atomics.load(this.#flush, 1); done < seq; done = Atomics.load(this.#flush, 1)) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.#host.logger.error({ seq, done }, 'the delivery thread did not index its FTS queue in time; searching what is indexed');
+        return;
+      }
+      Atomics.wait(this.#flush, 1, done, left);
+    }
   }
 
   /** Lets deliveries in flight finish, closes the thread's store and ends the thread. */
@@ -114,7 +140,6 @@ export class DeliveryThread {
   #receive(m: FromDeliveryThread): void {
     switch (m.type) {
       case 'event': this.#host.event(m.event); break;
-      case 'fts': this.#host.fts(m.rows); break;
       case 'log': this.#host.logger[m.level](m.obj, m.msg); break;
       case 'delivered':
       case 'failed': {

@@ -1,7 +1,7 @@
 // The delivery thread (see delivery-thread.ts): a second SqliteStore on the same index and Maildir tree that only
-// delivers. Parsing, the message file and its fsyncs, and the index rows of local delivery run here, off the
-// thread that serves the SMTP, IMAP and POP3 sessions. What it commits goes back to the main thread's store as
-// messages (events for the sessions, text for the FTS queue), and so do its log lines.
+// delivers. Parsing, the message file and its fsyncs, the index rows and the FTS text of local delivery run here,
+// off the thread that serves the SMTP, IMAP and POP3 sessions. The changes it commits go back to the main
+// thread's store as messages (events for the sessions), and so do its log lines.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { SqliteStore } from './sqlite-store.ts';
@@ -31,8 +31,9 @@ function forwardingLogger(bindings: Record<string, unknown>): Logger {
 
 const store = new SqliteStore({
   stateDir: data.stateDir, maxMessageBytes: data.maxMessageBytes, logger: forwardingLogger({ thread: 'delivery' }),
-  forward: { event: (event) => post({ type: 'event', event }), fts: (rows) => post({ type: 'fts', rows }) },
+  forward: { event: (event) => post({ type: 'event', event }) },
 });
+const flushes = new Int32Array(data.ftsFlush);
 
 port.on('message', (m: ToDeliveryThread) => {
   if (m.type === 'deliver') {
@@ -41,6 +42,14 @@ port.on('message', (m: ToDeliveryThread) => {
       (result) => post({ type: 'delivered', id: m.id, result }),
       (err: unknown) => post({ type: 'failed', id: m.id, message: (err as Error)?.message ?? String(err), code: (err as { code?: unknown })?.code as string | undefined }),
     );
+  } else if (m.type === 'flush-fts') {
+    try {
+      store.flushFtsQueue();
+    } finally {
+      // Done even when indexing failed (logged by the store): the search must not wait for a retry.
+      Atomics.store(flushes, 1, Math.max(Atomics.load(flushes, 1), m.seq));
+      Atomics.notify(flushes, 1);
+    }
   } else if (m.type === 'close') {
     store.close().then(() => post({ type: 'closed' }), (err: unknown) => post({ type: 'closed', message: String(err) }));
   }

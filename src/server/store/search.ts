@@ -50,6 +50,16 @@ function dateOp(op: 'before' | 'on' | 'since'): string {
 }
 
 /** A needle of 1–2 characters has no trigram: it falls back to scanning this mailbox's cached text. */
+/** Whether a search reads the FTS table (header, body and text keys do). */
+export function usesFts(key: SearchKey): boolean {
+  switch (key.type) {
+    case 'header': case 'body': case 'text': return true;
+    case 'and': case 'or': return key.keys.some(usesFts);
+    case 'not': return usesFts(key.key);
+    default: return false;
+  }
+}
+
 function ftsUsable(needle: string): boolean {
   return [...needle].length >= 3;
 }

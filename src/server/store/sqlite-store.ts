@@ -8,7 +8,6 @@ import { Readable } from 'node:stream';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { Logger } from 'pino';
 import { DeliveryThread } from './delivery-thread.ts';
-import type { FtsRow } from './delivery-thread.ts';
 import { applyFlags, flagList, keywordsColumn, keywordsFromColumn, maildirInfo, parseFlags, sharedFlagList } from './flags.ts';
 import { accountDir, deliveryKeyFromFileName, fsyncDir, linkMessageFile, syncPath, writeMessageFile, ensureMaildir } from './maildir.ts';
 import { parseMessage, toCrlf, type ParsedMessage } from './mime.ts';
@@ -16,7 +15,7 @@ import { envelopeWireText } from './imap-envelope.ts';
 import { folderName, normalizeAddress, normalizeMailboxName } from './names.ts';
 import { DUMMY_HASH, verifyPasswordHash } from './password.ts';
 import { openSchema } from './schema.ts';
-import { compileSearch, registerSearchFunctions, uidSetSql, UID_MAX } from './search.ts';
+import { compileSearch, registerSearchFunctions, uidSetSql, UID_MAX, usesFts } from './search.ts';
 import {
   MAILBOX_DELIMITER, StoreError,
   type AccountInfo, type AliasConfig, type AppendOptions, type AppendResult, type ChangesSince, type CopyResult,
@@ -45,10 +44,10 @@ export interface SqliteStoreOptions {
   /** Expunge records kept per mailbox for QRESYNC (default VANISHED_KEEP); older ones are pruned. */
   vanishedKeep?: number;
   /**
-   * Set for the delivery thread's store (delivery-worker.ts): every change it commits, and the text its FTS
-   * index needs, go to the main thread's store instead of its own (unused) notifier and queue.
+   * Set for the delivery thread's store (delivery-worker.ts): every change it commits goes to the main thread's
+   * store instead of its own notifier (which no session listens to).
    */
-  forward?: { event(event: StoreEvent): void; fts(rows: FtsRow[]): void };
+  forward?: { event(event: StoreEvent): void };
 }
 
 /**
@@ -97,6 +96,7 @@ interface PendingAppend {
 function deliveryKey(deliveryId: string): string {
   return createHash('sha256').update(deliveryId).digest('hex').slice(0, 32);
 }
+type FtsRow = [number, string, string];
 interface AccountRow { address: string; name: string; password_hash: string; quota_bytes: number; used_bytes: number; message_count: number; active: number; initialized: number }
 
 class Notifier implements StoreNotifier {
@@ -939,8 +939,7 @@ export class SqliteStore implements MailStore {
           this.db.exec('PRAGMA synchronous = FULL');
         }
         if (committed) {
-          if (this.options.forward) this.options.forward.fts(fts);
-          else this.queueFts(fts);
+          this.queueFts(fts);
           try {
             await this.syncIndexLog();
           } catch (err) {
@@ -1002,7 +1001,7 @@ export class SqliteStore implements MailStore {
   deliverOnThread(): void {
     this.deliveryThread ??= new DeliveryThread(
       { stateDir: this.options.stateDir, maxMessageBytes: this.maxMessageBytes },
-      { event: (e) => this.emit(e), fts: (rows) => this.queueFts(rows), logger: this.logger },
+      { event: (e) => this.emit(e), logger: this.logger },
     );
   }
 
@@ -1168,6 +1167,7 @@ export class SqliteStore implements MailStore {
 
   search(mailboxId: number, key: SearchKey): number[] {
     this.flushFtsQueue();
+    if (usesFts(key)) this.deliveryThread?.flushFts();
     const resolved = this.resolveSearchSets(mailboxId, key);
     const { sql, params } = compileSearch(resolved);
     const rows = this.db.prepare(`SELECT m.uid FROM messages m JOIN contents c ON c.id = m.content_id WHERE m.mailbox_id = ? AND ${sql} ORDER BY m.uid`)

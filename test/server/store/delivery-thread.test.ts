@@ -1,5 +1,5 @@
 // Local delivery on its own thread (store/delivery-thread.ts): what it commits reaches the main thread's store
-// (sessions hear of it, SEARCH finds it), writes from both threads interleave without errors, and a thread that
+// (sessions hear of it, SEARCH finds the text the thread indexes), writes from both threads interleave without errors, and a thread that
 // dies fails its deliveries instead of leaving them hanging.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -79,7 +79,7 @@ test('a delivery thread that dies fails its deliveries (for the pipeline to retr
     const errors: string[] = [];
     const logger = pino({ level: 'silent' });
     logger.error = ((obj: { err?: string }) => { errors.push(String(obj.err)); }) as typeof logger.error;
-    const thread = new DeliveryThread({ stateDir: dir, maxMessageBytes: 1 << 20 }, { event() {}, fts() {}, logger });
+    const thread = new DeliveryThread({ stateDir: dir, maxMessageBytes: 1 << 20 }, { event() {}, logger });
     await assert.rejects(thread.deliver(ALICE, message(1), { mailbox: 'INBOX' }), /delivery thread exited/);
     // The next delivery starts a new thread, which fails the same way: still an error, never a hang.
     await assert.rejects(thread.deliver(ALICE, message(2), { mailbox: 'INBOX' }), /delivery thread exited/);
