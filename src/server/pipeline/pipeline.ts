@@ -106,7 +106,8 @@ export class Pipeline {
 
   /**
    * Called once the spool holds the message: records the trace and schedules delivery. `chunks`, when given, are
-   * the bytes the spool holds for it (delivery uses them instead of reading the file back).
+   * the message to deliver: the bytes the spool holds, with the headers of the inbound checks in front (delivery
+   * uses them instead of reading the file back and checking it again).
    */
   accepted(entry: SpoolEntry, outcome: AcceptedDecision, ctx: ReceiveContext, chunks?: readonly Uint8Array[]): void {
     const c = entry.envelope.client;
@@ -265,7 +266,7 @@ export class Pipeline {
     try {
       verdict = await this.checkInbound(original, entry.envelope);
     } catch (err) {
-      this.#o.log.warn({ err, id: entry.id }, 'inbound checks failed again; delivering without them');
+      this.#o.log.warn({ err, id: entry.id }, 'inbound checks of a spooled message failed; delivering it without them');
       this.#o.trace.record({ ...base, kind: 'check', detail: `checks run again from the spool failed (${String(err)}); delivered without them` });
       return spooled;
     }

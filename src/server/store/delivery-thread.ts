@@ -32,7 +32,6 @@ export type ToDeliveryThread =
 
 /** Sent in batches (an array per message), in order. */
 export type FromDeliveryThread =
-  | { type: 'ready' }
   | { type: 'delivered'; id: number; result: DeliveryResult }
   | { type: 'failed'; id: number; message: string; code: string | undefined }
   | { type: 'event'; event: StoreEvent }
@@ -155,7 +154,6 @@ export class DeliveryThread {
         this.#closed?.();
         this.#closed = null;
         break;
-      case 'ready': break;
     }
   }
 }

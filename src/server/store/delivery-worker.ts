@@ -10,8 +10,8 @@ import type { DeliveryThreadData, FromDeliveryThread, ToDeliveryThread } from '.
 const port = parentPort;
 if (!port) throw new Error('delivery-worker.ts runs as a worker thread only');
 const data = workerData as DeliveryThreadData;
-// What one turn of this thread's loop has to say goes as one message (a group commit's events, text and
-// results together): each message wakes the main thread, and a wake-up costs more than the copying.
+// What one turn of this thread's loop has to say goes as one message (a group commit's events and results
+// together): each message wakes the main thread, and a wake-up costs more than the copying.
 let outbox: FromDeliveryThread[] = [];
 const post = (m: FromDeliveryThread) => {
   if (outbox.push(m) === 1) setImmediate(() => {
@@ -54,4 +54,3 @@ port.on('message', (m: ToDeliveryThread) => {
     store.close().then(() => post({ type: 'closed' }), (err: unknown) => post({ type: 'closed', message: String(err) }));
   }
 });
-post({ type: 'ready' });

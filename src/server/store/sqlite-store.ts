@@ -65,6 +65,7 @@ interface MessageRow {
   id: number; uid: number; content_id: number; file: string; flags: number; keywords: string; modseq: number;
   size: number; internal_date: number; internal_zone: number;
 }
+type FtsRow = [number, string, string];
 
 // Body text is indexed behind delivery, in batches: FTS5 writes a segment per transaction (and merges them
 // later), and the trigram tokenizer is the costliest part of storing a message. Rows wait until deliveries
@@ -96,7 +97,6 @@ interface PendingAppend {
 function deliveryKey(deliveryId: string): string {
   return createHash('sha256').update(deliveryId).digest('hex').slice(0, 32);
 }
-type FtsRow = [number, string, string];
 interface AccountRow { address: string; name: string; password_hash: string; quota_bytes: number; used_bytes: number; message_count: number; active: number; initialized: number }
 
 class Notifier implements StoreNotifier {
