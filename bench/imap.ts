@@ -89,13 +89,17 @@ interface Server {
  * memory.
  */
 async function bundleServer(outDir: string): Promise<string> {
-  const outfile = path.join(outDir, 'postern-imap-server.mjs');
   await build({
-    entryPoints: [path.join(import.meta.dirname, 'support/postern-imap-server.ts')], outfile, bundle: true, format: 'esm',
+    // The store's delivery thread runs its own entry point, found next to the bundle (store/delivery-thread.ts).
+    entryPoints: {
+      'postern-imap-server': path.join(import.meta.dirname, 'support/postern-imap-server.ts'),
+      'delivery-worker': path.join(import.meta.dirname, '../src/server/store/delivery-worker.ts'),
+    },
+    outdir: outDir, bundle: true, splitting: true, format: 'esm', outExtension: { '.js': '.mjs' },
     platform: 'node', target: 'node24', logLevel: 'warning', minifyWhitespace: true,
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
-  return outfile;
+  return path.join(outDir, 'postern-imap-server.mjs');
 }
 
 let serverBundle = '';

@@ -44,9 +44,12 @@ export interface DeliveryThreadHost {
   logger: Logger;
 }
 
-/** The worker's script: next to this module in the source tree, or an entry point of the release bundle. */
+/**
+ * The worker's script: next to this module in the source tree, or an entry point of a bundle (scripts/build.ts
+ * writes .js, with this module in the entry or in chunks/; bench/imap.ts writes .mjs).
+ */
 function workerScript(): URL {
-  for (const name of ['./delivery-worker.ts', './delivery-worker.js', '../delivery-worker.js']) {
+  for (const name of ['./delivery-worker.ts', './delivery-worker.js', '../delivery-worker.js', './delivery-worker.mjs']) {
     const url = new URL(name, import.meta.url);
     if (existsSync(url)) return url;
   }
