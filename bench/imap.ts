@@ -8,10 +8,10 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { build } from 'esbuild';
 import { ensureDebianPackages } from '../test/support/debian.ts';
 import { createSelfSignedCertificate } from '../src/server/self-signed.ts';
 import { hashPassword } from '../src/server/store/password.ts';
+import { bundleServer } from './support/bundle.ts';
 import { RawImap } from './support/imap-client.ts';
 import { startDovecot, prepareDovecot, treeRssKiB } from './support/dovecot.ts';
 import { posternEnvironment, posternNodeFlags } from './support/unit-settings.ts';
@@ -83,24 +83,6 @@ interface Server {
   stop(): Promise<void>;
 }
 
-/**
- * Postern runs as a release does: bundled by esbuild (as scripts/build.ts bundles dist/server.js, whitespace and
- * comments out), not through Node's type stripping, whose TypeScript transformer alone adds ~40 MiB of resident
- * memory.
- */
-async function bundleServer(outDir: string): Promise<string> {
-  await build({
-    // The store's delivery thread runs its own entry point, found next to the bundle (store/delivery-thread.ts).
-    entryPoints: {
-      'postern-imap-server': path.join(import.meta.dirname, 'support/postern-imap-server.ts'),
-      'delivery-worker': path.join(import.meta.dirname, '../src/server/store/delivery-worker.ts'),
-    },
-    outdir: outDir, bundle: true, splitting: true, format: 'esm', outExtension: { '.js': '.mjs' },
-    platform: 'node', target: 'node24', logLevel: 'warning', minifyWhitespace: true,
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
-  return path.join(outDir, 'postern-imap-server.mjs');
-}
 
 let serverBundle = '';
 
@@ -249,7 +231,7 @@ async function benchSize(size: number, rows: Row[]): Promise<void> {
 const rows: Row[] = [];
 const bundleDir = await mkdtemp(path.join(tmpdir(), 'postern-bench-bundle-'));
 try {
-  serverBundle = await bundleServer(bundleDir);
+  serverBundle = await bundleServer(path.join(import.meta.dirname, 'support/postern-imap-server.ts'), bundleDir);
   for (const size of SIZES) await benchSize(size, rows);
 } finally {
   await rm(bundleDir, { recursive: true, force: true });

@@ -31,6 +31,7 @@ import { ensureDebianPackages } from '../test/support/debian.ts';
 import { freePort } from '../test/support/ports.ts';
 import { makeCert } from '../test/support/smtp-harness.ts';
 import { randomLoopbackBase, startPostfix } from '../test/server/queue/support/peers.ts';
+import { bundleServer } from './support/bundle.ts';
 import { posternEnvironment, posternNodeFlags } from './support/unit-settings.ts';
 
 ensureDebianPackages(['postfix', 'openssl']);
@@ -103,8 +104,9 @@ try {
   // UV_THREADPOOL_SIZE: fsyncs run on libuv's pool (4 threads by default), so concurrent sessions queue behind
   // each other's fsyncs; the value can be set with --threadpool N to measure its effect.
   const pool = process.argv.includes('--threadpool') ? process.argv[process.argv.indexOf('--threadpool') + 1] : undefined;
-  // Started as the systemd unit starts the server (its node flags and Environment= settings).
-  postern = spawn(process.execPath, [...posternNodeFlags(), join(import.meta.dirname, 'support', 'postern-mx.ts'), posternDir, String(port)],
+  // Started as the systemd unit starts the server: bundled, with its node flags and Environment= settings.
+  const server = await bundleServer(join(import.meta.dirname, 'support', 'postern-mx.ts'), await mkdtemp(join(dir, 'bundle-')));
+  postern = spawn(process.execPath, [...posternNodeFlags(), server, posternDir, String(port)],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...posternEnvironment(), ...(pool ? { UV_THREADPOOL_SIZE: pool } : {}) } });
   await new Promise<void>((resolve, reject) => {
     postern!.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); });
