@@ -7,7 +7,9 @@
 // the UID cache follows. The thread indexes the body text itself, behind its deliveries; SEARCH on the main
 // thread first waits for it to index what it has (flushFts), as it flushes its own queue.
 // A thread that dies fails its deliveries in flight (the pipeline retries them; delivery ids keep it to one
-// copy) and the next delivery starts a new one.
+// copy) and the next delivery starts a new one. The thread starts with the first delivery and ends after
+// IDLE_MS without one: a server that mostly serves IMAP does not keep a second JavaScript heap and index
+// connection (about 20 MiB) for mail that arrives a few times an hour.
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -17,9 +19,13 @@ import type { StoreEvent } from './types.ts';
 export interface DeliveryThreadData {
   stateDir: string;
   maxMessageBytes: number;
+  /** How long the thread waits for the next delivery before it ends (default IDLE_MS). */
+  idleMs?: number;
   /** [flushes asked for, flushes done]: flushFts() waits on the second (Atomics) without a message back. */
   ftsFlush: SharedArrayBuffer;
 }
+
+const IDLE_MS = 5 * 60_000;
 
 /** How long SEARCH waits for the thread's FTS flush before it searches what is indexed. */
 const FTS_FLUSH_WAIT_MS = 10_000;
@@ -65,22 +71,25 @@ export class DeliveryThread {
   readonly #waiting = new Map<number, Waiting>();
   #worker: Worker | null = null;
   #closed: (() => void) | null = null;
+  /** The thread's store closing and the thread ending (idle, or close()); a delivery meanwhile waits for it. */
+  #stopping: Promise<void> | null = null;
+  #idleTimer: NodeJS.Timeout | null = null;
   #next = 1;
 
-  /** Starts the thread at once, so that the first delivery does not wait for it to load. */
   constructor(data: Omit<DeliveryThreadData, 'ftsFlush'>, host: DeliveryThreadHost) {
     this.#data = { ...data, ftsFlush: new SharedArrayBuffer(8) };
     this.#flush = new Int32Array(this.#data.ftsFlush);
     this.#host = host;
-    this.#start();
   }
 
-  deliver(account: string, message: Buffer, options: DeliveryOptions): Promise<DeliveryResult> {
-    const worker = this.#start();
-    const id = this.#next++;
+  async deliver(account: string, message: Buffer, options: DeliveryOptions): Promise<DeliveryResult> {
+    if (this.#idleTimer) { clearTimeout(this.#idleTimer); this.#idleTimer = null; }
     // A copy of exactly these bytes, moved (not copied again) to the thread: a Buffer may view a larger pool.
     const bytes = new Uint8Array(message.byteLength);
     bytes.set(message);
+    while (this.#stopping) await this.#stopping;
+    const worker = this.#start();
+    const id = this.#next++;
     return new Promise<DeliveryResult>((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
       worker.postMessage({ type: 'deliver', id, account, message: bytes, options } satisfies ToDeliveryThread, [bytes.buffer]);
@@ -109,15 +118,32 @@ export class DeliveryThread {
   }
 
   /** Lets deliveries in flight finish, closes the thread's store and ends the thread. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    if (this.#idleTimer) { clearTimeout(this.#idleTimer); this.#idleTimer = null; }
+    return this.#stop();
+  }
+
+  #stop(): Promise<void> {
     const worker = this.#worker;
-    if (!worker) return;
-    await new Promise<void>((resolve) => {
-      this.#closed = resolve;
-      worker.postMessage({ type: 'close' } satisfies ToDeliveryThread);
-    });
-    this.#worker = null;
-    await worker.terminate();
+    if (!worker) return this.#stopping ?? Promise.resolve();
+    this.#stopping ??= (async () => {
+      await new Promise<void>((resolve) => {
+        this.#closed = resolve;
+        worker.postMessage({ type: 'close' } satisfies ToDeliveryThread);
+      });
+      if (this.#worker === worker) this.#worker = null;
+      await worker.terminate();
+    })().finally(() => { this.#stopping = null; });
+    return this.#stopping;
+  }
+
+  #armIdle(): void {
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = null;
+      if (this.#waiting.size === 0) void this.#stop();
+    }, this.#data.idleMs ?? IDLE_MS);
+    this.#idleTimer.unref();
   }
 
   #start(): Worker {
@@ -148,6 +174,7 @@ export class DeliveryThread {
         const w = this.#waiting.get(m.id);
         if (!w) break;
         this.#waiting.delete(m.id);
+        if (this.#waiting.size === 0) this.#armIdle();
         if (m.type === 'delivered') w.resolve(m.result);
         else w.reject(Object.assign(new Error(m.message), m.code !== undefined ? { code: m.code } : {}));
         break;

@@ -51,6 +51,8 @@ port.on('message', (m: ToDeliveryThread) => {
       Atomics.notify(flushes, 1);
     }
   } else if (m.type === 'close') {
+    // Indexed now, before anything asynchronous: a flush asked for after this finds nothing left to wait for.
+    store.flushFtsQueue();
     store.close().then(() => post({ type: 'closed' }), (err: unknown) => post({ type: 'closed', message: String(err) }));
   }
 });

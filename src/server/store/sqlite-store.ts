@@ -998,9 +998,9 @@ export class SqliteStore implements MailStore {
    * From now on deliver() runs on a thread of its own (delivery-thread.ts), which this store hears every change
    * from; close() ends it. The runtime's store does this (create-store.ts); tests may use either.
    */
-  deliverOnThread(): void {
+  deliverOnThread(options: { idleMs?: number } = {}): void {
     this.deliveryThread ??= new DeliveryThread(
-      { stateDir: this.options.stateDir, maxMessageBytes: this.maxMessageBytes },
+      { stateDir: this.options.stateDir, maxMessageBytes: this.maxMessageBytes, ...options },
       { event: (e) => this.emit(e), logger: this.logger },
     );
   }

@@ -3,12 +3,14 @@
 // dies fails its deliveries instead of leaving them hanging.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { DeliveryThread } from '../../../src/server/store/delivery-thread.ts';
 import type { StoreEvent } from '../../../src/server/store/types.ts';
+import { SqliteStore } from '../../../src/server/store/sqlite-store.ts';
 import { storeFixture } from './fixture.ts';
 
 const ALICE = 'alice@example.com';
@@ -87,5 +89,35 @@ test('a delivery thread that dies fails its deliveries (for the pipeline to retr
     await thread.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** Worker threads of this process, as the kernel lists them (Node names them WorkerThread). */
+function workerThreads(): number {
+  return readdirSync('/proc/self/task').filter((t) => {
+    try { return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'WorkerThread'; } catch { return false; }
+  }).length;
+}
+
+test('the thread starts with the first delivery and ends when deliveries stop; the next one starts it again', async () => {
+  const f = await storeFixture();
+  const store = new SqliteStore({ stateDir: f.stateDir, logger: f.logger, maxMessageBytes: 1 << 20 });
+  try {
+    const before = workerThreads();
+    store.deliverOnThread({ idleMs: 300 });
+    assert.equal(workerThreads(), before, 'no thread before any delivery');
+    const inbox = store.getMailbox(ALICE, 'INBOX')!;
+    assert.ok((await store.deliver(ALICE, message(1, 'firstcomer'), { mailbox: 'INBOX' })).ok);
+    assert.equal(workerThreads(), before + 1);
+    for (let i = 0; i < 100 && workerThreads() > before; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(workerThreads(), before, 'gone after its idle time');
+    // What it delivered before it ended is all there: listed and searchable.
+    assert.deepEqual(store.search(inbox.id, { type: 'body', value: 'firstcomer' }).length, 1);
+    assert.ok((await store.deliver(ALICE, message(2, 'latecomer'), { mailbox: 'INBOX' })).ok);
+    assert.deepEqual(store.search(inbox.id, { type: 'body', value: 'latecomer' }).length, 1);
+    assert.equal(store.listUids(inbox.id).length, 2);
+  } finally {
+    await store.close();
+    await f.cleanup();
   }
 });
