@@ -6,8 +6,8 @@
 //   Postern — smtp-server session, SMTP-smuggling guard; then at once SPF/DKIM/DMARC/ARC via mailauth (resolver
 //             answers NXDOMAIN at once) and one spool entry file (envelope preamble + Received + message) fsynced
 //             and renamed (folder fsynced), 250 when both are done; then, asynchronously, delivery with the
-//             Authentication-Results header into the real mailbox store (Maildir file fsynced + SQLite WAL index)
-//             and spool removal.
+//             Authentication-Results header into the real mailbox store (on its delivery thread: Maildir file
+//             fsynced + SQLite WAL index + FTS) and spool removal.
 //   Postfix — smtpd → cleanup writes the queue file, fsynced before 250 (Postfix default); then, asynchronously,
 //             qmgr → virtual(8) delivery into a Maildir (fsynced). No content filters, no SPF/DKIM (Postfix has
 //             none built in). Default flow control (in_flow_delay) left on.
