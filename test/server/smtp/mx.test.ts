@@ -1,6 +1,7 @@
 // Port 25 as a sending MTA sees it: real clients (nodemailer, Python smtplib, a raw socket) against the MX.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import nodemailer from 'nodemailer';
@@ -216,6 +217,46 @@ test('Authentication-Results headers forged with our host name are removed; othe
   assert.match(m, /^Authentication-Results: relay\.other\.example; spf=pass\r\n/m);
   assert.equal((m.match(/^Authentication-Results: mail\.example\.com;/gim) ?? []).length, 1, 'only our own');
   assert.match(m, /\r\n\r\nbody\r\n$/);
+});
+
+test('a message spooled while its checks still run is not delivered by the sweep meanwhile, and never when refused', async () => {
+  // The spool holds the message before the checks finish (they run at the same time); a periodic sweep that
+  // took it for an interrupted delivery would store a message that is about to be refused.
+  const waiting: Array<() => void> = [];
+  const release = () => { for (const r of waiting.splice(0)) r(); };
+  let scanning = false;
+  const slow = {
+    name: 'slow-scanner',
+    async check(message: Buffer) {
+      if (!message.includes('SLOW SCAN')) return { action: 'accept' as const, detail: 'clean' };
+      // Slow the first time (the session's check), quick on any later look at the same message.
+      if (!scanning) {
+        scanning = true;
+        await new Promise<void>((r) => { waiting.push(r); });
+      }
+      return { action: 'reject' as const, detail: 'found on a closer look' };
+    },
+  };
+  const f = await startPostern({ checks: [slow], extra: { sweepIntervalMs: 50 } });
+  try {
+    const t = nodemailer.createTransport({ host: '127.0.0.1', port: f.ports.mx, tls: { rejectUnauthorized: false } });
+    const refusal = assert.rejects(t.sendMail({ from: 'a@sender.example.net', to: 'bob@example.com', subject: 'scan', text: 'SLOW SCAN', messageId: '<slow@x>' }),
+      (err: Error & { responseCode?: number }) => err.responseCode === 550);
+    await until(() => scanning, 'the check to start');
+    await new Promise((r) => setTimeout(r, 400)); // eight sweeps, with the entry in the spool
+    const stored = () => f.store.messages('bob@example.com').length + f.store.messages('bob@example.com', 'Junk').length;
+    assert.ok(readdirSync(f.spool.dir).some((n) => n.endsWith('.msg')), 'spooled while the check runs');
+    assert.equal(stored(), 0, 'not delivered (to INBOX or Junk) while its checks run');
+    release();
+    await refusal;
+    t.close();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(stored(), 0);
+    assert.ok(!readdirSync(f.spool.dir).some((n) => n.endsWith('.msg')), 'its entry removed with the refusal');
+  } finally {
+    release();
+    await f.stop();
+  }
 });
 
 test('content checks plug into the seam: junk files in Junk with the check header, reject refuses in SMTP, a failing check answers 451', async () => {
