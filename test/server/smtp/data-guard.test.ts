@@ -39,6 +39,32 @@ test('one bare LF or bare CR anywhere refuses the message, however it is chunked
   }));
 });
 
+/** The rule spelled out byte by byte: the first bare CR, bare LF or NUL, and where it is. */
+function firstProblem(data: Buffer): { reason: string; offset: number } | null {
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] === 0x0d && data[i + 1] !== 0x0a) return { reason: 'bare-cr', offset: i };
+    if (data[i] === 0x0a && data[i - 1] !== 0x0d) return { reason: 'bare-lf', offset: i };
+    if (data[i] === 0) return { reason: 'nul', offset: i };
+  }
+  return null;
+}
+
+test('any bytes: the guard finds the first bare CR, bare LF or NUL at its offset, however they are chunked', async () => {
+  const bytes = fc.array(fc.constantFrom(0x0d, 0x0a, 0x00, 0x41, 0xe9), { maxLength: 60 });
+  await fc.assert(fc.asyncProperty(bytes, fc.array(fc.integer({ min: 1, max: 7 }), { maxLength: 40 }), async (b, sizes) => {
+    const data = Buffer.from(b);
+    const want = firstProblem(data);
+    const r = await readGuardedData(chunked(data, sizes), 1 << 20);
+    if (want === null) {
+      assert.ok(r.ok, JSON.stringify(data.toString('latin1')));
+      assert.ok(r.message.equals(data));
+    } else {
+      assert.equal(r.ok, false, JSON.stringify(data.toString('latin1')));
+      if (!r.ok) assert.deepEqual({ reason: r.reason, offset: r.offset }, want, JSON.stringify(data.toString('latin1')));
+    }
+  }), { numRuns: 2000 });
+});
+
 test('a message over the limit is refused and the stream is still read to its end', async () => {
   let read = 0;
   const src = Readable.from((function* () { for (let i = 0; i < 100; i++) { read++; yield Buffer.from('x'.repeat(98) + '\r\n'); } })());
