@@ -16,6 +16,7 @@ import { SpoolError } from '../../../src/server/queue/api.ts';
 import type { SpoolEnvelope } from '../../../src/server/queue/api.ts';
 import { FileSpool } from '../../../src/server/queue/spool.ts';
 import { FolderSync } from '../../../src/server/queue/durable.ts';
+import { isSpoolId, newSpoolId } from '../../../src/server/queue/spool-id.ts';
 
 const envelope = (to: string[] = ['bob@example.org']): SpoolEnvelope => ({
   from: 'alice@example.com',
@@ -460,4 +461,12 @@ describe('spool', () => {
     assert.deepEqual((await readdir(dir)).sort(), accepted.map((id) => `${id}.msg`).sort(), 'the partial file is cleaned up at open');
     assert.deepEqual(warnings, [], 'a partial temp file is expected after a crash, not a problem');
   });
+});
+
+it('spool ids are valid, distinct across many draws from the random pool, and sort by arrival time', () => {
+  const ids = Array.from({ length: 3000 }, (_, i) => newSpoolId(1_700_000_000_000 + Math.floor(i / 7)));
+  assert.ok(ids.every(isSpoolId));
+  assert.equal(new Set(ids).size, ids.length);
+  assert.equal(new Set(ids.map((id) => id.slice(12))).size, ids.length, 'the random halves repeat');
+  assert.deepEqual(ids.map((id) => id.slice(0, 12)), [...ids.map((id) => id.slice(0, 12))].sort());
 });
