@@ -4,13 +4,17 @@
 // one file fsync per message. The entry file is the commit marker. State changes after accept go to a side file
 // `<id>.json`, written durably and only when something changes; it wins over the preamble. A local delivery that
 // finishes an entry removes it without a last state write.
-// Entry files are recycled by the server's spool: a removed entry's file is renamed to a spare temp name and
-// truncated, and the next accept writes into it instead of creating a file. Creating an inode can be the costliest
-// step of an accept: on the benchmark machine's ext4 (no journal) a create took from 0.02 to 1.3 ms of kernel CPU
-// depending on the file system's recent history, against about 30 µs for a rename. Spares are temp files, so a
-// restart removes them.
+// Entry files are recycled by the server's spool: a removed entry's file is renamed to a spare temp name, and the
+// next accept overwrites it instead of creating a file, cutting off whatever the spare held beyond the new entry
+// before its fdatasync. Creating an inode can be the costliest step of an accept: on the benchmark machine's ext4
+// (no journal) a create took from 0.02 to 1.3 ms of kernel CPU depending on the file system's recent history,
+// against about 30 µs for a rename. A spare keeps its blocks: emptying it on removal freed them (a discard on a
+// file system mounted with it, about 0.3 ms) and the next accept allocated them again; overwritten in place, a
+// message of about the same size changes no block at all. So a spare holds the bytes of the entry it was until
+// the next accept overwrites it (in the 0700 spool folder, as a temp file no listing shows), at most 256 of them
+// and only files up to 256 KiB (larger ones are unlinked). Spares are temp files, so a restart removes them.
 import { EventEmitter } from 'node:events';
-import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, truncate, unlinkSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, fstatSync, ftruncate, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { envelopeAddressProblem, sameAddress } from './address.ts';
@@ -25,8 +29,10 @@ import { prepareSpoolDir } from './spool-open.ts';
 import { assertSpoolId, isSpoolId, newSpoolId } from './spool-id.ts';
 
 const MAX_RECIPIENTS = 1000;
-/** Spare entry files kept for reuse (each an empty inode: no data, no disk blocks). */
+/** Spare entry files kept for reuse. */
 const MAX_SPARES = 256;
+/** A removed entry file larger than this is unlinked rather than kept as a spare (bounds the disk spares hold). */
+const MAX_SPARE_BYTES = 256 * 1024;
 const MAX_PREPEND = 64 * 1024;
 /** Bytes of the header kept while streaming, to find the Message-ID for traces. */
 const HEADER_SCAN = 64 * 1024;
@@ -250,8 +256,9 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     let failure: SpoolError | null = null;
     let fd: number;
     let tmp: string;
+    let had: number;
     try {
-      ({ fd, tmp } = await this.openTempFile(path));
+      ({ fd, tmp, had } = await this.openTempFile(path));
     } catch (err) {
       for await (const _ of stream) { /* discard */ }
       throw toSpoolError(err, 'cannot create spool file');
@@ -285,31 +292,37 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     } catch (err) {
       discardTempFile(fd, tmp, err);
     }
-    await this.commitEntryFile(fd, tmp, path);
+    await this.commitEntryFile(fd, tmp, path, position, had);
     return entry;
   }
 
-  /** A temp file for a new entry file: a spare when there is one (an open, no create), else a new file. */
-  private async openTempFile(path: string): Promise<{ fd: number; tmp: string }> {
+  /**
+   * A temp file for a new entry file: a spare when there is one (an open, no create), else a new file. `had` is
+   * the length of what the spare still holds, which the new entry overwrites from the start.
+   */
+  private async openTempFile(path: string): Promise<{ fd: number; tmp: string; had: number }> {
     const spare = this.spares?.pop();
     if (spare !== undefined) {
       try {
-        return { fd: openSync(spare, 'r+'), tmp: spare };
+        const fd = openSync(spare, 'r+');
+        return { fd, tmp: spare, had: fstatSync(fd).size };
       } catch { /* gone (removed by hand): create one */ }
     }
     const tmp = tempPathFor(path);
-    return { fd: await createAsync(tmp), tmp };
+    return { fd: await createAsync(tmp), tmp, had: 0 };
   }
 
   /**
-   * Makes a fully written temp file the entry: fdatasync, close, rename into place, folder fsync (shared with
-   * concurrent accepts). On failure the fd is closed and nothing is left: a refused message never shows as an
-   * entry (its sender got 4xx/5xx).
+   * Makes a fully written temp file of `length` bytes the entry: what a spare held beyond that cut off, fdatasync,
+   * close, rename into place, folder fsync (shared with concurrent accepts). On failure the fd is closed and
+   * nothing is left: a refused message never shows as an entry (its sender got 4xx/5xx).
    */
-  private async commitEntryFile(fd: number, tmp: string, path: string): Promise<void> {
+  private async commitEntryFile(fd: number, tmp: string, path: string, length: number, had: number): Promise<void> {
     let closed = false;
     let renamed = false;
     try {
+      // Frees blocks: on the pool, and only when the spare held more than this entry (the fdatasync covers it).
+      if (had > length) await new Promise<void>((resolve, reject) => ftruncate(fd, length, (err) => (err ? reject(err) : resolve())));
       await fdatasyncAsync(fd);
       closeSync(fd);
       closed = true;
@@ -362,17 +375,19 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     const entry: StoredEntry = { ...this.newEntry(id, envelope, recipients, size, messageId), ...(checksPending ? { checksPending } : {}) };
     let fd: number;
     let tmp: string;
+    let had: number;
     try {
-      ({ fd, tmp } = await this.openTempFile(path));
+      ({ fd, tmp, had } = await this.openTempFile(path));
     } catch (err) {
       throw toSpoolError(err, 'cannot create spool file');
     }
+    const preamble = encodePreamble(entry);
     try {
-      await writeChunks(fd, [encodePreamble(entry), ...chunks], 0);
+      await writeChunks(fd, [preamble, ...chunks], 0);
     } catch (err) {
       discardTempFile(fd, tmp, err);
     }
-    await this.commitEntryFile(fd, tmp, path);
+    await this.commitEntryFile(fd, tmp, path, preamble.length + size, had);
     return entry;
   }
 
@@ -612,7 +627,8 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
 
   /**
    * Removes an entry file: renamed to a spare temp name (the entry is gone at that rename, as at an unlink) and
-   * emptied for reuse, or unlinked when there are spares enough or this instance does not recycle.
+   * kept, blocks and all, for the next accept to overwrite; unlinked when it is large, when there are spares
+   * enough, or when this instance does not recycle.
    */
   private async releaseEntryFile(path: string): Promise<void> {
     if (this.spares === null || this.spares.length >= MAX_SPARES) {
@@ -626,11 +642,13 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       if (isMissing(err)) return;
       throw err;
     }
+    let size: number;
     try {
-      await new Promise<void>((resolve, reject) => truncate(spare, 0, (err) => (err ? reject(err) : resolve())));
-      this.spares.push(spare);
+      size = statSync(spare).size;
     } catch {
-      await unlinkAsync(spare); // never reuse a file that may still hold a message
+      return; // removed by hand meanwhile
     }
+    if (size > MAX_SPARE_BYTES) await unlinkAsync(spare);
+    else this.spares.push(spare);
   }
 }

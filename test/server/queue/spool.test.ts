@@ -382,7 +382,8 @@ describe('spool', () => {
       fsLog.restore();
     }
     const spare = /^rename \S+ -> (\S+)$/.exec(fsLog.log.find((l) => l.startsWith('rename'))!)![1]!;
-    assert.equal(fs.statSync(spare).size, 0, 'the spare is emptied when the entry leaves');
+    const firstLength = fs.statSync(spare).size;
+    assert.ok(firstLength > 2000, 'the spare keeps its blocks for the next accept to overwrite (no truncate, no discard)');
     assert.equal(await spool.get(first.id), null);
 
     const secondBody = message('second');
@@ -396,12 +397,23 @@ describe('spool', () => {
     assert.deepEqual(fsLog.log.filter((l) => l.startsWith('open') || l.startsWith('rename')).slice(0, 2),
       [`open ${spare}`, `rename ${spare} -> ${join(dir, `${second.id}.msg`)}`], 'the spare became the new entry file');
     assert.deepEqual(await spool.read(second.id), secondBody, 'exactly the new message');
+    assert.ok(fs.statSync(join(dir, `${second.id}.msg`)).size < firstLength, 'the longer message\'s tail was cut off');
     assert.deepEqual((await spool.get(second.id))?.envelope.to, ['carol@example.org']);
 
-    // Another spare, then a restart: temp files do not outlive the process that kept them.
+    // The same for a message already in memory (the SMTP listener's way), into the spare the second one left.
     await spool.markLocal(second.id, 'carol@example.org', { ok: true, mailbox: 'INBOX' }, { removeIfDone: true });
+    const short = await spool.accept(envelope(), [Buffer.from('Subject: s\r\n\r\nx\r\n')]);
+    assert.equal((await spool.read(short.id)).toString(), 'Subject: s\r\n\r\nx\r\n');
+
+    // Another spare, then a restart: temp files do not outlive the process that kept them.
+    await spool.markLocal(short.id, 'bob@example.org', { ok: true, mailbox: 'INBOX' }, { removeIfDone: true });
     assert.equal((await readdir(dir)).filter((n) => n.startsWith('.tmp-')).length, 1);
     await FileSpool.open({ dir, maxMessageBytes: 1 << 20 });
+    assert.deepEqual(await readdir(dir), []);
+
+    // A large entry's file is not kept as a spare: spares hold at most 256 KiB each.
+    const large = await spool.accept(envelope(), [message('x'.repeat(300 * 1024))]);
+    await spool.markLocal(large.id, 'bob@example.org', { ok: true, mailbox: 'INBOX' }, { removeIfDone: true });
     assert.deepEqual(await readdir(dir), []);
 
     // A tool next to the server (attach) removes for good: it keeps no spares.
