@@ -20,7 +20,10 @@
 // Peak memory is the first round's. On this benchmark machine (ext4 without a journal) creating a file
 // costs from 0.02 to over 1 ms of kernel time depending on the file system's recent history, which moves both
 // servers' figures from run to run: hence several rounds, medians, and the range of the paired ratios.
-// Usage: node bench/smtp.ts [--quick]   (BENCH_SMTP_REPEAT=N rounds, default 3; 1 with --quick)
+// With --steps, each side also gets two more 1-session runs (one message per connection, then reused), captured
+// with tcpdump on the loopback interface and not counted above; a second table gives each side's server time per
+// SMTP step (bench/support/smtp-steps.ts): where the time of a message goes, which the throughput does not say.
+// Usage: node bench/smtp.ts [--quick] [--steps]   (BENCH_SMTP_REPEAT=N rounds, default 3; 1 with --quick)
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -32,17 +35,21 @@ import { freePort } from '../test/support/ports.ts';
 import { makeCert } from '../test/support/smtp-harness.ts';
 import { randomLoopbackBase, startPostfix } from '../test/server/queue/support/peers.ts';
 import { bundleServer } from './support/bundle.ts';
+import { SMTP_STEPS, captureLoopback, smtpStepLatencies } from './support/smtp-steps.ts';
+import type { SmtpStep } from './support/smtp-steps.ts';
 import { posternEnvironment, posternNodeFlags } from './support/unit-settings.ts';
 
-ensureDebianPackages(['postfix', 'openssl']);
-
 const quick = process.argv.includes('--quick');
+const steps = process.argv.includes('--steps');
+ensureDebianPackages(['postfix', 'openssl', ...(steps ? ['tcpdump'] : [])]);
 // `reuse`: all of a session's messages over one connection (smtp-source -d), which takes the per-connection cost
 // out (Postern greets at once: smtp-server's fixed 100 ms pause is replaced, see smtp/session-guard.ts).
 const PLAN = (quick ? [[1, 50], [10, 100], [50, 200]] : [[1, 200], [10, 600], [50, 1000]])
   .flatMap(([sessions, messages]) => [false, true].map((reuse) => ({ sessions: sessions!, messages: messages!, reuse })));
 const LENGTH = 10 * 1024;
 const REPEAT = Number(process.env.BENCH_SMTP_REPEAT ?? (quick ? 1 : 3));
+/** Messages of each captured run for the step table. */
+const STEP_MESSAGES = quick ? 100 : 500;
 
 function rssKb(pid: number): number {
   try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0); } catch { return 0; }
@@ -62,6 +69,29 @@ function treeRssKb(pid: number): number {
 function machineBusyMs(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) * 10;
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((x, y) => x - y);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** Server time per SMTP step of one side's run, when it was captured. */
+type StepTimes = Map<SmtpStep, number[]>;
+
+/** smtpSource, its traffic captured to `pcap` and read as step times when `pcap` is given. */
+async function smtpSourceSteps(target: string, pcap: string | null, sessions: number, messages: number, reuse: boolean, sampler: () => number): Promise<{ seconds: number; peakRssKb: number; steps?: StepTimes }> {
+  if (!pcap) return smtpSource(target, sessions, messages, reuse, sampler);
+  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
+  const capture = await captureLoopback(pcap, host, port);
+  let r;
+  try {
+    r = await smtpSource(target, sessions, messages, reuse, sampler);
+  } catch (err) {
+    await capture.stop().catch(() => undefined);
+    throw err;
+  }
+  return { ...r, steps: smtpStepLatencies(await capture.stop(), port) };
 }
 
 async function smtpSource(target: string, sessions: number, messages: number, reuse: boolean, sampler: () => number): Promise<{ seconds: number; peakRssKb: number }> {
@@ -95,6 +125,21 @@ function countFiles(d: string): number {
   return n;
 }
 
+/** The step table: per step and run, each side's median and mean server time. */
+function printSteps(runs: Array<{ reuse: boolean; pair: { postern: { steps?: StepTimes }; postfix: { steps?: StepTimes } } }>): void {
+  const head = ['step'];
+  for (const r of runs) for (const side of ['postern', 'postfix']) head.push(`${r.reuse ? 'reused' : 'one/msg'} ${side}`);
+  const rows = SMTP_STEPS.map((step) => [step, ...runs.flatMap(({ pair }) => [pair.postern, pair.postfix].map((side) => {
+    const v = side.steps?.get(step) ?? [];
+    return v.length ? `${median(v).toFixed(2)} / ${(v.reduce((a, b) => a + b, 0) / v.length).toFixed(2)}` : '-';
+  }))]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(`\nServer time per SMTP step at 1 session, ms, median / mean (${STEP_MESSAGES} messages per run, captured: from the client's last segment of the step to the reply; greeting: from the SYN; message: the bytes after 354)`);
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'postern-bench-'));
 let postern: ChildProcess | null = null;
 let stopPostfix: (() => Promise<void>) | null = null;
@@ -125,35 +170,41 @@ try {
   const posternStored = () => countFiles(join(posternDir, 'mail'));
   const pfDelivered = () => postfix.messages().length;
 
-  type Result = { seconds: number; peakRssKb: number; cpuMs: number };
+  type Result = { seconds: number; peakRssKb: number; cpuMs: number; steps?: StepTimes };
   const results: Array<Array<{ postern: Result; postfix: Result }>> = PLAN.map(() => []);
   let expectPostern = 0;
   let expectPostfix = 0;
+  /** One smtp-source run against one side, its delivery backlog drained before it returns. */
+  const runSide = async (side: 'postern' | 'postfix', sessions: number, messages: number, reuse: boolean, pcap: string | null): Promise<Result> => {
+    const cpu0 = machineBusyMs();
+    if (side === 'postern') {
+      const r = await smtpSourceSteps(`127.0.0.1:${port}`, pcap, sessions, messages, reuse, () => rssKb(posternPid));
+      expectPostern += messages;
+      await waitUntil('postern delivery', () => spoolLeft() === 0, 300_000, 10);
+      return { ...r, cpuMs: machineBusyMs() - cpu0 };
+    }
+    const r = await smtpSourceSteps(`${postfix.address}:25`, pcap, sessions, messages, reuse, () => treeRssKb(postfix.masterPid()));
+    expectPostfix += messages;
+    await waitUntil('postfix delivery', () => pfDelivered() >= expectPostfix && postfix.queued() === 0, 300_000, 10);
+    return { ...r, cpuMs: machineBusyMs() - cpu0 };
+  };
   // Rounds of the whole plan, so that a slow stretch of the machine hits every row a little rather than one row
   // a lot; within a row the side that goes first alternates.
   for (let round = 0; round < REPEAT; round++) {
     for (const [i, run] of PLAN.entries()) {
       const pair: Partial<{ postern: Result; postfix: Result }> = {};
-      const order = (i + round) % 2 === 0 ? ['postern', 'postfix'] : ['postfix', 'postern'];
-      for (const side of order) {
-        if (side === 'postern') {
-          const cpu0 = machineBusyMs();
-          const r = await smtpSource(`127.0.0.1:${port}`, run.sessions, run.messages, run.reuse, () => rssKb(posternPid));
-          expectPostern += run.messages;
-          await waitUntil('postern delivery', () => spoolLeft() === 0, 300_000, 10);
-          pair.postern = { ...r, cpuMs: machineBusyMs() - cpu0 };
-        } else {
-          const cpu0 = machineBusyMs();
-          const r = await smtpSource(`${postfix.address}:25`, run.sessions, run.messages, run.reuse, () => treeRssKb(postfix.masterPid()));
-          expectPostfix += run.messages;
-          await waitUntil('postfix delivery', () => pfDelivered() >= expectPostfix && postfix.queued() === 0, 300_000, 10);
-          pair.postfix = { ...r, cpuMs: machineBusyMs() - cpu0 };
-        }
-      }
+      const order = (i + round) % 2 === 0 ? (['postern', 'postfix'] as const) : (['postfix', 'postern'] as const);
+      for (const side of order) pair[side] = await runSide(side, run.sessions, run.messages, run.reuse, null);
       results[i]!.push(pair as { postern: Result; postfix: Result });
     }
   }
-  const median = (v: number[]) => { const s = [...v].sort((x, y) => x - y); return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
+  // Extra runs for the step table, after the measured rounds: capturing costs CPU the throughput runs must not lose.
+  const stepRuns: Array<{ reuse: boolean; pair: { postern: Result; postfix: Result } }> = [];
+  for (const reuse of steps ? [false, true] : []) {
+    const pair: Partial<{ postern: Result; postfix: Result }> = {};
+    for (const side of ['postern', 'postfix'] as const) pair[side] = await runSide(side, 1, STEP_MESSAGES, reuse, join(dir, `${side}-${reuse ? 'reused' : 'one'}.pcap`));
+    stepRuns.push({ reuse, pair: pair as { postern: Result; postfix: Result } });
+  }
   const rows = PLAN.map((run, i) => {
     const pairs = results[i]!;
     const ra = median(pairs.map((p) => run.messages / p.postern.seconds));
@@ -177,6 +228,7 @@ try {
   console.log(`SMTP intake, ${LENGTH / 1024} KB messages, fsync on both sides; medians of ${REPEAT} rounds; ratio = Postern / Postfix, paired per round (Postern run as ${unit})`);
   console.log(line(head));
   for (const r of rows) console.log(line(r));
+  if (steps) printSteps(stepRuns);
   console.log(`load average during the run: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} on ${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores`);
 } finally {
   postern?.kill('SIGTERM');

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 export const TEST_DEBIAN_PACKAGES = [
   'swaks', 'postfix', 'knot', 'knot-dnsutils', 'bind9-utils', 'pebble', 'openssh-server', 'openssh-client',
   'isync', 'fetchmail', 'dovecot-imapd', 'dovecot-pop3d', 'opendkim-tools', 'unbound',
-  'iproute2', 'openssl', 'python3', 'curl', 'libnet-ssleay-perl', 'cloud-init', 'systemd',
+  'iproute2', 'openssl', 'python3', 'curl', 'libnet-ssleay-perl', 'cloud-init', 'systemd', 'tcpdump',
 ] as const;
 
 function installed(pkg: string): boolean {
