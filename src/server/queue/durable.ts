@@ -6,8 +6,8 @@
 // unlinkAsync), and creating or renaming a file — both need an ext4 journal handle, which waits while another
 // fsync commits the journal (strace under 10 sessions: ~1.3 ms per create, the event loop stalled meanwhile).
 import { closeSync, fdatasync, fsync, open, openSync, rename, unlink, unlinkSync, write, writevSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
+import { randomHex6 } from './random-hex.ts';
 
 /** Above this many bytes a write goes to the thread pool, so a large memcpy does not stall every session. */
 export const SYNC_IO_MAX = 1024 * 1024;
@@ -84,7 +84,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 /** Name of a temp file next to `path`; dot-prefixed so folder listings can ignore it. */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.tmp-${basename(path)}-${randomBytes(6).toString('hex')}`);
+  return join(dirname(path), `.tmp-${basename(path)}-${randomHex6()}`);
 }
 
 function unlinkQuiet(path: string): void {

@@ -1,20 +1,7 @@
 // Spool ids name files, so they are generated here and validated before they touch a path (boundary 5).
-import { randomBytes } from 'node:crypto';
+import { randomHex6 } from './random-hex.ts';
 
 const SPOOL_ID = /^[0-9a-f]{24}$/;
-
-/** Random bytes drawn 3 KiB at a time: one call into OpenSSL per 512 ids instead of one per id. */
-let pool = Buffer.alloc(0);
-let used = 0;
-
-function randomHex6(): string {
-  if (used + 6 > pool.length) {
-    pool = randomBytes(6 * 512);
-    used = 0;
-  }
-  used += 6;
-  return pool.toString('hex', used - 6, used);
-}
 
 /** 12 hex digits of milliseconds (sortable by arrival) + 12 random hex digits. */
 export function newSpoolId(now: number): string {

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { SpoolError } from '../../../src/server/queue/api.ts';
 import type { SpoolEnvelope } from '../../../src/server/queue/api.ts';
 import { FileSpool } from '../../../src/server/queue/spool.ts';
-import { FolderSync } from '../../../src/server/queue/durable.ts';
+import { FolderSync, tempPathFor } from '../../../src/server/queue/durable.ts';
 import { isSpoolId, newSpoolId } from '../../../src/server/queue/spool-id.ts';
 
 const envelope = (to: string[] = ['bob@example.org']): SpoolEnvelope => ({
@@ -475,10 +475,14 @@ describe('spool', () => {
   });
 });
 
-it('spool ids are valid, distinct across many draws from the random pool, and sort by arrival time', () => {
+it('spool ids are valid, distinct across many draws from the random pool, and sort by arrival time; temp names too are distinct', () => {
   const ids = Array.from({ length: 3000 }, (_, i) => newSpoolId(1_700_000_000_000 + Math.floor(i / 7)));
   assert.ok(ids.every(isSpoolId));
   assert.equal(new Set(ids).size, ids.length);
   assert.equal(new Set(ids.map((id) => id.slice(12))).size, ids.length, 'the random halves repeat');
   assert.deepEqual(ids.map((id) => id.slice(0, 12)), [...ids.map((id) => id.slice(0, 12))].sort());
+  // Temp names share the pool: distinct from each other, in the folder of their file, hidden from listings.
+  const temps = Array.from({ length: 3000 }, () => tempPathFor('/spool/0123.msg'));
+  assert.equal(new Set(temps).size, temps.length);
+  assert.ok(temps.every((t) => /^\/spool\/\.tmp-0123\.msg-[0-9a-f]{12}$/.test(t)), temps[0]);
 });
