@@ -5,6 +5,7 @@
 // libuv's pool, through the callback API (cheaper than FileHandle): fsyncs, the unlink of a synced file (see
 // unlinkAsync), and creating or renaming a file — both need an ext4 journal handle, which waits while another
 // fsync commits the journal (strace under 10 sessions: ~1.3 ms per create, the event loop stalled meanwhile).
+// The spool's commit rename is the exception when no other accept is in flight (spool.ts, commitEntryFile).
 import { closeSync, fdatasync, fsync, open, openSync, rename, unlink, unlinkSync, write, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomHex6 } from './random-hex.ts';

@@ -28,11 +28,13 @@ const message = (body: string) => Buffer.from(`From: alice@example.com\r\nTo: bo
 
 /**
  * Records the spool's file operations in order: `open PATH`, `rename FROM -> TO`, `unlink PATH`, `fsync PATH` when
- * an fsync or fdatasync starts and `fsynced PATH` when it ends. Patches node:fs (the spool's synchronous calls and
- * its callback creates, renames and fsyncs) until restore().
+ * an fsync or fdatasync starts and `fsynced PATH` when it ends; `renames` says of each rename whether it ran
+ * synchronously or on the thread pool. Patches node:fs (the spool's synchronous calls and its callback creates,
+ * renames and fsyncs) until restore().
  */
-function recordFs(): { log: string[]; restore: () => void } {
+function recordFs(): { log: string[]; renames: Array<'sync' | 'pool'>; restore: () => void } {
   const log: string[] = [];
+  const renames: Array<'sync' | 'pool'> = [];
   const paths = new Map<number, string>();
   const orig = { openSync: fs.openSync, open: fs.open, renameSync: fs.renameSync, rename: fs.rename, unlinkSync: fs.unlinkSync, unlink: fs.unlink, fsync: fs.fsync, fdatasync: fs.fdatasync };
   fs.openSync = ((path: string, ...rest: unknown[]) => {
@@ -52,10 +54,12 @@ function recordFs(): { log: string[]; restore: () => void } {
   }) as typeof fs.open;
   fs.renameSync = ((from: string, to: string) => {
     log.push(`rename ${from} -> ${to}`);
+    renames.push('sync');
     orig.renameSync(from, to);
   }) as typeof fs.renameSync;
   fs.rename = ((from: string, to: string, cb: (err: NodeJS.ErrnoException | null) => void) => {
     log.push(`rename ${from} -> ${to}`);
+    renames.push('pool');
     orig.rename(from, to, cb);
   }) as typeof fs.rename;
   fs.unlinkSync = ((path: string) => {
@@ -80,6 +84,7 @@ function recordFs(): { log: string[]; restore: () => void } {
   syncBuiltinESMExports();
   return {
     log,
+    renames,
     restore: () => {
       Object.assign(fs, orig);
       syncBuiltinESMExports();
@@ -203,6 +208,7 @@ describe('spool', () => {
       fsLog.restore();
     }
     assertCommit(fsLog.log, dir, entryId);
+    assert.deepEqual(fsLog.renames, ['sync'], 'a lone accept renames without a thread-pool round trip');
     assert.deepEqual(await spool.read(entryId), Buffer.concat([prefix, body]));
     const state = await spool.load(entryId);
     assert.equal(state?.messageId, 'm1@example.com');
@@ -259,6 +265,7 @@ describe('spool', () => {
       assert.ok(committed >= 0 && covering > committed && done >= 0 && done < log.indexOf(line), `${id}: folder fsync started after its rename and finished before accept resolved\n${log.join('\n')}`);
     }
     assert.ok(folderSyncs < n, `${n} concurrent accepts shared folder fsyncs (${folderSyncs})`);
+    assert.ok(fsLog.renames.includes('pool'), `renames with other accepts in flight go to the thread pool (${fsLog.renames.join(' ')})`);
     assert.equal(log.filter((l) => l === `open ${dir}`).length, 1, 'the folder is opened once and kept open');
     assert.equal((await spool.list()).length, n);
   });
