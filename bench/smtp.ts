@@ -126,7 +126,7 @@ function countFiles(d: string): number {
 }
 
 /** The step table: per step and run, each side's median and mean server time. */
-function printSteps(runs: Array<{ reuse: boolean; pair: { postern: { steps?: StepTimes }; postfix: { steps?: StepTimes } } }>): void {
+function printSteps(runs: Array<{ reuse: boolean; pair: { postern: { seconds: number; steps?: StepTimes }; postfix: { seconds: number; steps?: StepTimes } } }>): void {
   const head = ['step'];
   for (const r of runs) for (const side of ['postern', 'postfix']) head.push(`${r.reuse ? 'reused' : 'one/msg'} ${side}`);
   const rows = SMTP_STEPS.map((step) => [step, ...runs.flatMap(({ pair }) => [pair.postern, pair.postfix].map((side) => {
@@ -135,9 +135,10 @@ function printSteps(runs: Array<{ reuse: boolean; pair: { postern: { steps?: Ste
   }))]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  console.log(`\nServer time per SMTP step at 1 session, ms, median / mean (${STEP_MESSAGES} messages per run, captured: from the client's last segment of the step to the reply; greeting: from the SYN; message: the bytes after 354)`);
+  console.log(`\nServer time per SMTP step at 1 session, ms, median / mean (${STEP_MESSAGES} messages per run, captured: from the client's last segment of the step to the reply; greeting: from the SYN; message: the bytes after 354; client: from a reply to the client's next segment)`);
   console.log(line(head));
   for (const r of rows) console.log(line(r));
+  console.log(line(['msg/s', ...runs.flatMap(({ pair }) => [pair.postern, pair.postfix].map((side) => (STEP_MESSAGES / side.seconds).toFixed(0)))]));
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'postern-bench-'));

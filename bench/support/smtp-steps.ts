@@ -65,8 +65,12 @@ export function readPcap(file: Buffer): Segment[] {
   return out;
 }
 
-/** The steps reported, in SMTP order. `message` is the client's message after the 354, up to the final reply. */
-export const SMTP_STEPS = ['greeting', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'message', 'QUIT'] as const;
+/**
+ * The steps reported, in SMTP order. `message` is the client's message after the 354, up to the final reply.
+ * `client` is the other side of the exchange: from the server's last segment of a reply to the client's next
+ * segment, the time the client (and the machine it shares) takes between two steps.
+ */
+export const SMTP_STEPS = ['greeting', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'message', 'QUIT', 'client'] as const;
 export type SmtpStep = typeof SMTP_STEPS[number];
 
 const COMMANDS = new Set(['EHLO', 'HELO', 'MAIL', 'RCPT', 'DATA', 'QUIT']);
@@ -76,6 +80,8 @@ interface Connection {
   step?: SmtpStep;
   /** The client's last segment of the current step. */
   lastClientAt?: number;
+  /** The server's last segment since the client's. */
+  lastServerAt?: number;
   inMessage: boolean;
 }
 
@@ -97,6 +103,10 @@ export function smtpStepLatencies(segments: readonly Segment[], serverPort: numb
     const c = connections.get(clientPort);
     if (!c || s.payload.length === 0) continue;
     if (fromClient) {
+      if (c.lastServerAt !== undefined) {
+        out.get('client')!.push((s.time - c.lastServerAt) * 1000);
+        c.lastServerAt = undefined;
+      }
       if (c.step === undefined) {
         if (c.inMessage) {
           c.step = 'message';
@@ -107,14 +117,17 @@ export function smtpStepLatencies(segments: readonly Segment[], serverPort: numb
         }
       }
       c.lastClientAt = s.time;
-    } else if (c.synAt !== undefined) {
-      out.get('greeting')!.push((s.time - c.synAt) * 1000);
-      c.synAt = undefined;
-    } else if (c.step !== undefined && c.lastClientAt !== undefined) {
-      out.get(c.step)!.push((s.time - c.lastClientAt) * 1000);
-      c.inMessage = c.step === 'DATA' && s.payload.toString('latin1', 0, 3) === '354';
-      c.step = undefined;
-      c.lastClientAt = undefined;
+    } else {
+      c.lastServerAt = s.time;
+      if (c.synAt !== undefined) {
+        out.get('greeting')!.push((s.time - c.synAt) * 1000);
+        c.synAt = undefined;
+      } else if (c.step !== undefined && c.lastClientAt !== undefined) {
+        out.get(c.step)!.push((s.time - c.lastClientAt) * 1000);
+        c.inMessage = c.step === 'DATA' && s.payload.toString('latin1', 0, 3) === '354';
+        c.step = undefined;
+        c.lastClientAt = undefined;
+      }
     }
   }
   return out;

@@ -58,7 +58,7 @@ const PSH = 0x18;
 const rounded = (v: number[]) => v.map((x) => Math.round(x * 1000) / 1000);
 
 describe('SMTP step latencies from a packet capture', () => {
-  it('times each step from the client\'s last segment to the reply, a command split over segments and a message that looks like a command included', () => {
+  it('times each step from the client\'s last segment to the reply and the client from a reply to its next segment, a command split over segments and a message that looks like a command included', () => {
     const c = 40000;
     const s = 25;
     const file = pcapV6([
@@ -96,6 +96,7 @@ describe('SMTP step latencies from a packet capture', () => {
     const steps = smtpStepLatencies(segments, s);
     assert.deepEqual(Object.fromEntries([...steps].map(([k, v]) => [k, rounded(v)])), {
       greeting: [0.4, 0.7], EHLO: [0.2], MAIL: [0.3], RCPT: [0.5], DATA: [0.2, 0.1], message: [2], QUIT: [0.25],
+      client: [0.6, 0.79, 0.9, 0.3, 0.5, 0.8, 1, 0.9],
     });
   });
 
@@ -159,7 +160,7 @@ describe('SMTP step latencies from a packet capture', () => {
     const steps = smtpStepLatencies(segments, port);
     await rm(dir, { recursive: true, force: true });
     const counts = Object.fromEntries([...steps].map(([k, v]) => [k, v.length]));
-    assert.deepEqual(counts, { greeting: 1, EHLO: 1, MAIL: 1, RCPT: 2, DATA: 1, message: 1, QUIT: 1 });
+    assert.deepEqual(counts, { greeting: 1, EHLO: 1, MAIL: 1, RCPT: 2, DATA: 1, message: 1, QUIT: 1, client: 7 });
     for (const v of steps.get('RCPT')!) assert.ok(v >= 29, `RCPT answered after ${v} ms, the server paused 30`);
     assert.ok(steps.get('message')![0]! >= 59, `message answered after ${steps.get('message')![0]} ms, the server paused 60`);
   });
