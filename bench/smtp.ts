@@ -80,9 +80,9 @@ function median(v: number[]): number {
 type StepTimes = Map<SmtpStep, number[]>;
 
 /** smtpSource, its traffic captured to `pcap` and read as step times when `pcap` is given. */
-async function smtpSourceSteps(target: string, pcap: string | null, sessions: number, messages: number, reuse: boolean, sampler: () => number): Promise<{ seconds: number; peakRssKb: number; steps?: StepTimes }> {
+async function smtpSourceSteps(host: string, port: number, pcap: string | null, sessions: number, messages: number, reuse: boolean, sampler: () => number): Promise<{ seconds: number; peakRssKb: number; steps?: StepTimes }> {
+  const target = `${host}:${port}`;
   if (!pcap) return smtpSource(target, sessions, messages, reuse, sampler);
-  const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const capture = await captureLoopback(pcap, host, port);
   let r;
   try {
@@ -179,12 +179,12 @@ try {
   const runSide = async (side: 'postern' | 'postfix', sessions: number, messages: number, reuse: boolean, pcap: string | null): Promise<Result> => {
     const cpu0 = machineBusyMs();
     if (side === 'postern') {
-      const r = await smtpSourceSteps(`127.0.0.1:${port}`, pcap, sessions, messages, reuse, () => rssKb(posternPid));
+      const r = await smtpSourceSteps('127.0.0.1', port, pcap, sessions, messages, reuse, () => rssKb(posternPid));
       expectPostern += messages;
       await waitUntil('postern delivery', () => spoolLeft() === 0, 300_000, 10);
       return { ...r, cpuMs: machineBusyMs() - cpu0 };
     }
-    const r = await smtpSourceSteps(`${postfix.address}:25`, pcap, sessions, messages, reuse, () => treeRssKb(postfix.masterPid()));
+    const r = await smtpSourceSteps(postfix.address, 25, pcap, sessions, messages, reuse, () => treeRssKb(postfix.masterPid()));
     expectPostfix += messages;
     await waitUntil('postfix delivery', () => pfDelivered() >= expectPostfix && postfix.queued() === 0, 300_000, 10);
     return { ...r, cpuMs: machineBusyMs() - cpu0 };

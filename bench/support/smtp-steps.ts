@@ -26,11 +26,13 @@ const LINK_HEADER: Record<number, { length: number; typeAt: number }> = {
 /** The TCP segments of a pcap file, in capture order; other packets are skipped. */
 export function readPcap(file: Buffer): Segment[] {
   if (file.length < 24) throw new Error('not a pcap file: shorter than its header');
-  const magic = file.readUInt32LE(0);
-  const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
-  if (!le && file.readUInt32BE(0) !== 0xa1b2c3d4 && file.readUInt32BE(0) !== 0xa1b23c4d) throw new Error('not a pcap file: bad magic');
+  // The magic, read in the writer's byte order: microsecond or nanosecond stamps.
+  const MICRO = 0xa1b2c3d4;
+  const NANO = 0xa1b23c4d;
+  const le = [MICRO, NANO].includes(file.readUInt32LE(0));
   const u32 = (at: number) => (le ? file.readUInt32LE(at) : file.readUInt32BE(at));
-  const nano = (le ? magic : file.readUInt32BE(0)) === 0xa1b23c4d;
+  if (![MICRO, NANO].includes(u32(0))) throw new Error('not a pcap file: bad magic');
+  const nano = u32(0) === NANO;
   const linkType = u32(20) & 0xffff;
   const link = LINK_HEADER[linkType];
   if (!link) throw new Error(`pcap link type ${linkType} is not supported (Ethernet, Linux cooked v1/v2 are)`);
@@ -43,15 +45,12 @@ export function readPcap(file: Buffer): Segment[] {
     if (packet.length < link.length) continue;
     const etherType = packet.readUInt16BE(link.typeAt);
     const ip = packet.subarray(link.length);
+    // The TCP segment: up to the IP length (Ethernet pads short frames), or what the capture kept of it.
     let tcp: Buffer;
-    let ipPayloadEnd: number;
     if (etherType === 0x0800 && ip.length >= 20 && ip[9] === 6) {
-      const ihl = (ip[0]! & 0x0f) * 4;
-      ipPayloadEnd = Math.min(ip.length, ip.readUInt16BE(2));
-      tcp = ip.subarray(ihl, ipPayloadEnd);
+      tcp = ip.subarray((ip[0]! & 0x0f) * 4, ip.readUInt16BE(2));
     } else if (etherType === 0x86dd && ip.length >= 40 && ip[6] === 6) {
-      ipPayloadEnd = Math.min(ip.length, 40 + ip.readUInt16BE(4));
-      tcp = ip.subarray(40, ipPayloadEnd);
+      tcp = ip.subarray(40, 40 + ip.readUInt16BE(4));
     } else {
       continue;
     }
