@@ -35,11 +35,11 @@ export function staticTls(cert: TestCert): TlsSource {
   return { current: () => ctx, pem: () => ({ key: cert.key, cert: cert.cert }), sniCallback: (_n, cb) => cb(null, ctx) };
 }
 
-/** A resolver with no records at all: every lookup is NXDOMAIN, as for a sender domain with nothing published. */
 /**
- * Every name is NXDOMAIN, at once. The error carries no stack trace: a resolver's answer comes from the event loop
- * with a stack a frame or two deep, where one thrown here would walk mailauth's whole await chain (about 5% of
- * the main thread in bench/smtp.ts, spent on nothing a real lookup costs).
+ * A resolver with no records at all, as for a sender domain with nothing published: every name is NXDOMAIN, at
+ * once. The error carries no stack trace: a resolver's answer comes from the event loop with a stack a frame or
+ * two deep, where one thrown here would walk mailauth's whole await chain (about 5% of the main thread in
+ * bench/smtp.ts, spent on nothing a real lookup costs).
  */
 export const emptyResolver: DNSResolver = async (name) => {
   const limit = Error.stackTraceLimit;
