@@ -17,6 +17,24 @@ export interface ClientInfo {
   listener: 'mx' | 'submission' | 'submissions' | 'internal';
 }
 
+/** RFC 3461 NOTIFY: `NEVER` alone, or any of the others. Absent means FAILURE,DELAY. */
+export type DsnNotify = 'NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY';
+
+/** The DSN parameters of MAIL FROM (RFC 3461 4.3, 4.4). */
+export interface EnvelopeDsn {
+  /** What a failure DSN returns: the whole message or its headers (absent: headers). */
+  ret?: 'FULL' | 'HDRS';
+  /** ENVID as received: xtext. */
+  envid?: string;
+}
+
+/** The DSN parameters of one RCPT TO (RFC 3461 4.1, 4.2). */
+export interface RecipientDsn {
+  notify?: DsnNotify[];
+  /** ORCPT as received: `addr-type;xtext`. */
+  orcpt?: string;
+}
+
 export interface SpoolEnvelope {
   /** Envelope sender; the empty string is the null sender `<>` (bounces, DSNs). */
   from: string;
@@ -25,6 +43,13 @@ export interface SpoolEnvelope {
   client: ClientInfo;
   /** The authenticated account (submission only). */
   authenticatedUser?: string;
+  /** DSN parameters of MAIL FROM, when the client gave any. */
+  dsn?: EnvelopeDsn;
+  /**
+   * DSN parameters per recipient (keyed by the address as in `to`), only at accept: the spool keeps them in each
+   * recipient's state (RecipientState.notify/orcpt), not in the stored envelope.
+   */
+  recipientDsn?: Record<string, RecipientDsn>;
 }
 
 /** Where each recipient of a spool entry stands. */
@@ -51,8 +76,12 @@ export interface RecipientState {
   lastResult?: string;
   /** Local mailbox the message was filed in (`delivered`). */
   mailbox?: string;
-  /** Whether the "delayed" DSN has been sent for this recipient. */
+  /** Whether the "delayed" DSN has been sent (or, by NOTIFY, skipped) for this recipient. */
   delayNotified?: boolean;
+  /** RFC 3461 NOTIFY from RCPT TO; absent = FAILURE,DELAY (entries from before DSN support have none). */
+  notify?: DsnNotify[];
+  /** RFC 3461 ORCPT from RCPT TO, as received (`rfc822;xtext`). */
+  orcpt?: string;
 }
 
 export interface SpoolEntry {

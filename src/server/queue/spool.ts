@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { envelopeAddressProblem, sameAddress } from './address.ts';
 import type {
-  AcceptOptions, EnqueueOptions, LocalResult, MarkLocalOptions, RecipientState, Spool, SpoolEntry, SpoolEnvelope,
+  AcceptOptions, EnqueueOptions, LocalResult, MarkLocalOptions, RecipientDsn, RecipientState, Spool, SpoolEntry, SpoolEnvelope,
 } from './api.ts';
 import { SpoolError } from './api.ts';
 import { FolderSync, createAsync, fdatasyncAsync, fsyncDir, renameAsync, tempPathFor, unlinkAsync, writeChunks, writeFileDurable } from './durable.ts';
@@ -86,6 +86,15 @@ export function findMessageId(head: Buffer): string | undefined {
   const headers = (end >= 0 ? text.slice(0, end) : text).replace(/\r?\n[ \t]+/g, ' ');
   const m = /^message-id:[ \t]*<?([^\s<>]{1,250})>?/im.exec(headers);
   return m?.[1];
+}
+
+/** The DSN parameters given at RCPT TO for `address` (keyed as in `to`, else found case-insensitively). */
+function recipientDsnFor(envelope: SpoolEnvelope, address: string): RecipientDsn | undefined {
+  const all = envelope.recipientDsn;
+  if (!all) return undefined;
+  if (Object.hasOwn(all, address)) return all[address];
+  const key = Object.keys(all).find((k) => sameAddress(k, address));
+  return key === undefined ? undefined : all[key];
 }
 
 /** Every recipient delivered, sent or failed. */
@@ -355,10 +364,14 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
         to: recipients,
         client: { ...envelope.client },
         ...(envelope.authenticatedUser !== undefined ? { authenticatedUser: envelope.authenticatedUser } : {}),
+        ...(envelope.dsn && (envelope.dsn.ret || envelope.dsn.envid) ? { dsn: { ...envelope.dsn } } : {}),
       },
       receivedAt: this.now(),
       size,
-      recipients: recipients.map((address) => ({ address, status: 'pending', attempts: 0 })),
+      recipients: recipients.map((address): RecipientState => {
+        const d = recipientDsnFor(envelope, address);
+        return { address, status: 'pending', attempts: 0, ...(d?.notify ? { notify: [...d.notify] } : {}), ...(d?.orcpt ? { orcpt: d.orcpt } : {}) };
+      }),
       ...(messageId ? { messageId } : {}),
     };
   }

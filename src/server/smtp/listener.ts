@@ -6,13 +6,14 @@ import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerDataStream, SMTPServerOptions, SMTPServerResolver, SMTPServerSession } from 'smtp-server';
 import type { Listening, Service, TlsSource } from '../service.ts';
 import type { DeliveryStore } from '../store/api.ts';
-import type { ClientInfo, Spool, SpoolEntry, SpoolEnvelope } from '../queue/api.ts';
+import type { ClientInfo, RecipientDsn, Spool, SpoolEntry, SpoolEnvelope } from '../queue/api.ts';
 import { SpoolError } from '../queue/api.ts';
 import type { Trace } from '../trace/api.ts';
 import type { AcceptedDecision, Pipeline } from '../pipeline/pipeline.ts';
 import type { ReceiveContext } from '../pipeline/receive.ts';
 import { isProblem, parseEnvelopeAddress } from './addresses.ts';
 import { readGuardedData } from './data-guard.ts';
+import { dsnParamProblem, envelopeDsn, recipientDsn as recipientDsnOf } from './dsn-params.ts';
 import type { MemoryBudget } from './data-guard.ts';
 import type { AuthBackoff, ConnectionCounter } from './limits.ts';
 import { guardSessions } from './session-guard.ts';
@@ -67,6 +68,22 @@ function reply(code: number, text: string): Error & { responseCode: number } {
 
 interface SessionState { admitted: boolean; user?: string; transaction: number }
 
+function spoolAddress(r: SMTPServerAddress): string {
+  const p = parseEnvelopeAddress(r.address);
+  return isProblem(p) ? r.address : p.address;
+}
+
+/** The transaction's DSN parameters (RFC 3461) for the spool; nothing when the client gave none. */
+function withDsn(session: SMTPServerSession): Pick<SpoolEnvelope, 'dsn' | 'recipientDsn'> {
+  const dsn = envelopeDsn(session);
+  const recipientDsn: Record<string, RecipientDsn> = {};
+  for (const r of session.envelope.rcptTo) {
+    const d = recipientDsnOf(r);
+    if (d) recipientDsn[spoolAddress(r)] = d;
+  }
+  return { ...(dsn ? { dsn } : {}), ...(Object.keys(recipientDsn).length ? { recipientDsn } : {}) };
+}
+
 export function createSmtpListener(o: SmtpListenerOptions): Service {
   const states = new Map<string, SessionState>();
   const state = (s: SMTPServerSession): SessionState => {
@@ -96,7 +113,7 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
     allowInsecureAuth: false,
     authRequiredMessage: '5.7.0 Authentication required',
     hideENHANCEDSTATUSCODES: false,
-    hideDSN: true,
+    hideDSN: false,
     hideREQUIRETLS: true,
     maxClients: o.maxClients ?? 500,
     socketTimeout: o.socketTimeoutMs ?? 5 * 60_000,
@@ -226,12 +243,10 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
     };
     const envelope: SpoolEnvelope = {
       from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-      to: [...new Set(session.envelope.rcptTo.map((r) => {
-        const p = parseEnvelopeAddress(r.address);
-        return isProblem(p) ? r.address : p.address;
-      }))],
+      to: [...new Set(session.envelope.rcptTo.map(spoolAddress))],
       client,
       ...(st.user ? { authenticatedUser: st.user } : {}),
+      ...withDsn(session),
     };
     const ctx: ReceiveContext = {
       envelope,
@@ -322,7 +337,7 @@ export function createSmtpListener(o: SmtpListenerOptions): Service {
   // Clients without SNI (MTAs connecting by IP address) get smtp-server's default context, built from the PEM
   // pair above: rebuild it on every renewal, for implicit TLS and STARTTLS alike.
   followReloads(o.tls, { setSecureContext: (pem) => server.updateSecureContext(pem) });
-  const sessions = guardSessions(server, { maxErrors: o.maxErrors ?? 20, maxCommandsBeforeMail: o.maxCommandsBeforeMail ?? 25, greetPauseMs: o.greetPauseMs ?? 0 });
+  const sessions = guardSessions(server, { maxErrors: o.maxErrors ?? 20, maxCommandsBeforeMail: o.maxCommandsBeforeMail ?? 25, greetPauseMs: o.greetPauseMs ?? 0, checkCommand: dsnParamProblem });
   server.on('error', (err: Error) => {
     // Client resets under load surface here; without a handler they would crash the process (PEERS.md).
     o.log.warn({ err: err.message, listener: o.kind }, 'SMTP connection error');

@@ -18,6 +18,11 @@ export interface SessionLimits {
    * still catches a client that pipelines ahead of the greeting in its first packet.
    */
   greetPauseMs: number;
+  /**
+   * Checks a command line before smtp-server parses it (which loses what it decodes); a returned reply text
+   * (starting with its enhanced code) is sent with 501 and the command goes no further.
+   */
+  checkCommand?: (line: string) => string | null;
 }
 
 export const SHUTDOWN_REPLY = '4.3.2 Service shutting down';
@@ -42,6 +47,8 @@ interface Connection {
   _dataStream: unknown;
   /** A command handler (ours: onAuth, onRcptTo…) has not called back yet. */
   _handlerPending: boolean;
+  /** The next line belongs to a command in progress (an AUTH exchange), not a new command. */
+  _nextHandler: unknown;
   _upgrading: boolean;
   _closing: boolean;
   _closed: boolean;
@@ -122,6 +129,12 @@ function instrument(conn: Connection, limits: SessionLimits, shared: { shuttingD
       }
     } else {
       commands = 0;
+    }
+    const problem = limits.checkCommand && !conn._nextHandler && !conn._upgrading ? limits.checkCommand(command.toString()) : null;
+    if (problem) {
+      conn.send(501, problem);
+      setImmediate(() => callback?.());
+      return;
     }
     onCommand(command, callback);
   };
