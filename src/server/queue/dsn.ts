@@ -1,16 +1,22 @@
 // Delivery status notifications (RFC 3464): a multipart/report with a human-readable part, the
-// message/delivery-status part, and the original message's header (text/rfc822-headers). Pure: no I/O.
+// message/delivery-status part, and the original message: its header (text/rfc822-headers), or all of it
+// (message/rfc822) for a failure whose sender asked RET=FULL. Which recipients a DSN covers follows their NOTIFY
+// (RFC 3461). Pure: no I/O.
 import { randomBytes } from 'node:crypto';
+import type { DsnNotify } from './api.ts';
 
 export interface DsnRecipient {
   address: string;
-  action: 'failed' | 'delayed';
+  /** `delivered`: stored here; `relayed`: handed to a next hop that sends no DSNs (RFC 3464 2.3.3). */
+  action: 'failed' | 'delayed' | 'delivered' | 'relayed';
   /** Enhanced status code, e.g. `5.1.1`. */
   status: string;
-  /** The remote reply or our own reason. */
+  /** The remote reply or our own reason; empty for none. */
   diagnostic: string;
   /** The remote host that answered, when one did. */
   remoteMta?: string;
+  /** ORCPT as received (`rfc822;xtext`): the Original-Recipient field. */
+  originalRecipient?: string;
 }
 
 export interface DsnInput {
@@ -23,9 +29,30 @@ export interface DsnInput {
   recipients: DsnRecipient[];
   /** The original message's header block (or as much of it as we have). */
   originalHeaders: Buffer;
+  /** The whole original message (RET=FULL), returned as message/rfc822 instead of the header block. */
+  fullMessage?: Buffer;
+  /** Why RET=FULL was asked for but only the headers are returned; said in the human-readable part. */
+  headersOnlyReason?: string;
   /** Only for delay notices: when we give up. */
   willRetryUntil?: Date;
   originalMessageId?: string;
+  /** ENVID as received (xtext): the Original-Envelope-Id field. */
+  envelopeId?: string;
+}
+
+/** A message as a DSN returns it: `complete` when `bytes` is all of it, else its header block. */
+export interface OriginalMessage {
+  bytes: Buffer;
+  complete: boolean;
+}
+
+/**
+ * Whether a recipient's NOTIFY asks for this kind of DSN. No NOTIFY (and entries from before DSN support) means
+ * FAILURE,DELAY, as RFC 3461 4.1 lets an MTA choose and as Postern always did.
+ */
+export function wantsNotice(r: { notify?: DsnNotify[] | undefined }, kind: 'SUCCESS' | 'FAILURE' | 'DELAY'): boolean {
+  if (!r.notify?.length) return kind !== 'SUCCESS';
+  return r.notify.includes(kind);
 }
 
 const MAX_HEADERS = 64 * 1024;
@@ -58,41 +85,71 @@ function crlf(text: string): string {
   return text.replace(/\r?\n/g, '\r\n');
 }
 
+/** Only 7-bit bytes (no NUL) and lines of at most 998 octets: what a message/rfc822 part may hold unencoded. */
+export function isSevenBit(message: Buffer): boolean {
+  let line = 0;
+  for (const b of message) {
+    if (b === 0 || b > 0x7f) return false;
+    if (b === 0x0a) line = 0;
+    else if (++line > 999) return false;
+  }
+  return true;
+}
+
+type Kind = 'failure' | 'delay' | 'success';
+
+const SUBJECT: Record<Kind, string> = {
+  failure: 'Undelivered Mail Returned to Sender',
+  delay: 'Delivery delayed: still trying',
+  success: 'Successful Mail Delivery Report',
+};
+
+function humanIntro(kind: Kind, input: DsnInput, host: string): string[] {
+  const intro = [`This is the mail system at ${host}.`, ''];
+  if (kind === 'delay') {
+    return [...intro,
+      'Your message could not be delivered yet. The mail system will keep trying',
+      input.willRetryUntil ? `until ${input.willRetryUntil.toUTCString()}; you do not need to send it again.` : 'for a while; you do not need to send it again.',
+      ''];
+  }
+  if (kind === 'success') {
+    const relayed = input.recipients.some((r) => r.action === 'relayed');
+    return [...intro,
+      'Your message was delivered to the recipients below, as you asked.',
+      ...(relayed ? ['A message marked relayed went to a mail system that sends no delivery reports: you will get no further notice of it.'] : []),
+      ''];
+  }
+  return [...intro,
+    'Your message could not be delivered to one or more recipients.',
+    input.fullMessage ? 'It is attached; the reasons are below.' : 'Its headers are attached; the reasons are below.',
+    ...(input.headersOnlyReason ? [`You asked for the whole message back, but ${oneLine(input.headersOnlyReason)}: only its headers are returned.`] : []),
+    ''];
+}
+
 export function buildDsn(input: DsnInput): Buffer {
   const boundary = `=_postern_${randomBytes(12).toString('hex')}`;
-  const delay = input.recipients.every((r) => r.action === 'delayed');
+  const kind: Kind = input.recipients.every((r) => r.action === 'delayed') ? 'delay'
+    : input.recipients.every((r) => r.action === 'delivered' || r.action === 'relayed') ? 'success' : 'failure';
   const host = oneLine(input.reportingMta, 253);
-  const subject = delay ? 'Delivery delayed: still trying' : 'Undelivered Mail Returned to Sender';
-  const human: string[] = delay
-    ? [
-        `This is the mail system at ${host}.`,
-        '',
-        'Your message could not be delivered yet. The mail system will keep trying',
-        input.willRetryUntil ? `until ${input.willRetryUntil.toUTCString()}; you do not need to send it again.` : 'for a while; you do not need to send it again.',
-        '',
-      ]
-    : [
-        `This is the mail system at ${host}.`,
-        '',
-        'Your message could not be delivered to one or more recipients.',
-        'It has been returned to you; the reasons are below.',
-        '',
-      ];
+  const human = humanIntro(kind, input, host);
   for (const r of input.recipients) {
-    human.push(`<${oneLine(r.address, 320)}>: ${oneLine(r.diagnostic)}`);
+    human.push(`<${oneLine(r.address, 320)}>: ${r.diagnostic ? oneLine(r.diagnostic) : r.action}`);
   }
   const perMessage = [
     `Reporting-MTA: dns; ${host}`,
+    ...(input.envelopeId ? [`Original-Envelope-Id: ${oneLine(input.envelopeId, 100)}`] : []),
     `Arrival-Date: ${input.arrivalDate.toUTCString()}`,
   ];
   const perRecipient = input.recipients.map((r) => {
     const lines = [
+      ...(r.originalRecipient ? [`Original-Recipient: ${oneLine(r.originalRecipient, 500)}`] : []),
       `Final-Recipient: rfc822; ${oneLine(r.address, 320)}`,
       `Action: ${r.action}`,
       `Status: ${r.status}`,
     ];
     if (r.remoteMta) lines.push(`Remote-MTA: dns; ${oneLine(r.remoteMta, 253)}`);
-    lines.push(`Diagnostic-Code: ${/^\d{3}[ -]/.test(r.diagnostic) ? 'smtp' : 'x-postern'}; ${oneLine(r.diagnostic)}`);
+    // A failure or delay always says why (as before); a local delivery has nothing to quote.
+    if (r.diagnostic || r.action === 'failed' || r.action === 'delayed') lines.push(`Diagnostic-Code: ${/^\d{3}[ -]/.test(r.diagnostic) ? 'smtp' : 'x-postern'}; ${oneLine(r.diagnostic)}`);
     lines.push(`Last-Attempt-Date: ${input.now.toUTCString()}`);
     if (r.action === 'delayed' && input.willRetryUntil) lines.push(`Will-Retry-Until: ${input.willRetryUntil.toUTCString()}`);
     return lines.join('\r\n');
@@ -100,7 +157,7 @@ export function buildDsn(input: DsnInput): Buffer {
   const headers = [
     `From: Mail Delivery System <MAILER-DAEMON@${host}>`,
     `To: <${oneLine(input.to, 320)}>`,
-    `Subject: ${subject}`,
+    `Subject: ${SUBJECT[kind]}`,
     `Date: ${input.now.toUTCString()}`,
     `Message-ID: <${Date.now().toString(36)}.${randomBytes(8).toString('hex')}@${host}>`,
     ...(input.originalMessageId ? [`In-Reply-To: <${oneLine(input.originalMessageId, 250)}>`, `References: <${oneLine(input.originalMessageId, 250)}>`] : []),
@@ -108,7 +165,10 @@ export function buildDsn(input: DsnInput): Buffer {
     'MIME-Version: 1.0',
     `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
   ];
-  const original = crlf(headerBlock(input.originalHeaders).toString('latin1')).replace(/(\r\n)*$/, '\r\n');
+  const returned = input.fullMessage
+    ? ['Content-Type: message/rfc822', `Content-Description: ${kind === 'failure' ? 'Undelivered message' : 'Message'}`]
+    : ['Content-Type: text/rfc822-headers', `Content-Description: ${kind === 'failure' ? 'Undelivered message headers' : 'Message headers'}`];
+  const original = crlf((input.fullMessage ?? headerBlock(input.originalHeaders)).toString('latin1')).replace(/(\r\n)*$/, '\r\n');
   const text = [
     ...headers,
     '',
@@ -129,8 +189,7 @@ export function buildDsn(input: DsnInput): Buffer {
     perRecipient.join('\r\n\r\n'),
     '',
     `--${boundary}`,
-    'Content-Type: text/rfc822-headers',
-    'Content-Description: Undelivered message headers',
+    ...returned,
     '',
   ].join('\r\n') + '\r\n' + original + `\r\n--${boundary}--\r\n`;
   return Buffer.from(text, 'latin1');
