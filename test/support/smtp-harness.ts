@@ -8,6 +8,8 @@ import { createSecureContext } from 'node:tls';
 import type { DNSResolver } from 'mailauth';
 import type { TlsSource } from '../../src/server/service.ts';
 import { FileSpool } from '../../src/server/queue/spool.ts';
+import { createQueue } from '../../src/server/queue/service.ts';
+import type { QueueDeps } from '../../src/server/queue/service.ts';
 import { openTrace } from '../../src/server/trace/sqlite-trace.ts';
 import type { Trace } from '../../src/server/trace/api.ts';
 import { createSmtpModule } from '../../src/server/smtp/service.ts';
@@ -66,6 +68,11 @@ export interface PosternOptions {
   spoolDir?: string;
   /** Replaces the file-backed store (e.g. one whose lookups fail). */
   store?: (dir: string, users: TestUser[], aliases: TestAlias[]) => FileTestStore;
+  /**
+   * Runs the outbound queue too (scheduler and bouncer, on the listeners' spool): DSNs reach local senders and
+   * remote recipients are delivered through `resolver` (the queue's DNS).
+   */
+  queue?: Pick<QueueDeps, 'resolver' | 'tuning'>;
 }
 
 export interface RunningPostern {
@@ -96,8 +103,12 @@ export async function startPostern(o: PosternOptions = {}): Promise<RunningPoste
   const aliases = o.aliases ?? DEFAULT_ALIASES;
   const store = o.store ? o.store(join(dir, 'mail'), users, aliases) : new FileTestStore(join(dir, 'mail'), users, aliases);
   const limits = { maxMessageBytes: 1024 * 1024, maxRecipients: 20, maxConnectionsPerIp: 20, maxLineBytes: 65536, ...o.limits };
-  const spool = await FileSpool.open({ dir: o.spoolDir ?? join(dir, 'queue'), maxMessageBytes: limits.maxMessageBytes + 256 * 1024 });
   const trace = openTrace(dir);
+  const queue = o.queue ? createQueue({
+    config: { hostname: HOSTNAME, relay: undefined, limits }, stateDir: dir, store, trace, warn: () => {},
+    stsPolicy: async () => ({ mode: 'none', mx: [] }), ...o.queue,
+  }) : undefined;
+  const spool = queue?.fileSpool ?? await FileSpool.open({ dir: o.spoolDir ?? join(dir, 'queue'), maxMessageBytes: limits.maxMessageBytes + 256 * 1024 });
   const module = createSmtpModule({
     config: {
       domain: DOMAIN, hostname: HOSTNAME, listenAddress: '127.0.0.1',
@@ -109,6 +120,7 @@ export async function startPostern(o: PosternOptions = {}): Promise<RunningPoste
     dkimKeys: o.dkimKeys ?? [], checks: o.checks, resolver: o.resolver ?? emptyResolver, reverseDns: false,
     ...o.extra,
   });
+  await queue?.service.start();
   const listening = await module.service.start();
   const port = (scheme: string) => Number(new URL(listening.find((l) => l.scheme === scheme)!.url.replace(/^\w+:/, 'http:')).port);
   return {
@@ -116,6 +128,7 @@ export async function startPostern(o: PosternOptions = {}): Promise<RunningPoste
     ports: { mx: port('smtp'), submission: port('submission'), submissions: port('smtps') },
     async stop() {
       await module.service.stop(Date.now() + 1000);
+      await queue?.service.stop(Date.now() + 1000);
       await spool.close(); // its folder fd, kept open for fsyncs (a tmpfs under it could not be unmounted)
       trace.close();
       await rm(dir, { recursive: true, force: true });

@@ -1,11 +1,19 @@
 // Sends DSNs: into the sender's INBOX when the sender is one of our accounts, otherwise through the outbound
-// queue with the null sender. Never a bounce for a bounce: a message from `<>` gets no DSN.
+// queue with the null sender. Never a bounce for a bounce: a message from `<>` gets no DSN. A DSN covers only the
+// recipients whose NOTIFY (RFC 3461) asks for it; the others are noted in the trace.
 import { Readable } from 'node:stream';
 import type { DeliveryStore } from '../store/api.ts';
 import type { Trace } from '../trace/api.ts';
-import { buildDsn, headerBlock } from './dsn.ts';
-import type { DsnRecipient } from './dsn.ts';
+import { buildDsn, headerBlock, isSevenBit, wantsNotice } from './dsn.ts';
+import type { DsnRecipient, OriginalMessage } from './dsn.ts';
 import type { FileSpool, StoredEntry } from './spool.ts';
+
+const NOTICE = {
+  failed: { kind: 'bounce', notify: 'FAILURE', none: 'no failure DSN' },
+  delayed: { kind: 'delay notice', notify: 'DELAY', none: 'no delay notice' },
+  delivered: { kind: 'success notice', notify: 'SUCCESS', none: 'no success DSN' },
+  relayed: { kind: 'success notice', notify: 'SUCCESS', none: 'no success DSN' },
+} as const;
 
 export interface BouncerOptions {
   spool: FileSpool;
@@ -24,30 +32,47 @@ export class Bouncer {
   }
 
   /**
-   * Sends one DSN for `recipients` of `entry`; resolves when it is stored or queued. Never throws. `original` is
-   * the message's header block when the caller already has it (else it is read from the spool).
+   * Sends one DSN for those of `recipients` (all of one action) whose NOTIFY asks for it; resolves when it is
+   * stored or queued. Never throws. `original` is the message as the caller already has it (else it is read from
+   * the spool).
    */
-  async send(entry: StoredEntry, recipients: DsnRecipient[], options: { willRetryUntil?: Date; original?: Buffer } = {}): Promise<void> {
+  async send(entry: StoredEntry, recipients: DsnRecipient[], options: { willRetryUntil?: Date; original?: OriginalMessage } = {}): Promise<void> {
     const { willRetryUntil } = options;
     const sender = entry.envelope.from;
-    const kind = recipients.every((r) => r.action === 'delayed') ? 'delay notice' : 'bounce';
+    const notice = NOTICE[recipients[0]?.action ?? 'failed'];
+    const kind = notice.kind;
     if (sender === '' || recipients.length === 0) {
       if (sender === '') {
         this.o.trace.record({ traceId: entry.id, kind: 'dsn', detail: `no ${kind}: the message has the null sender`, sender });
       }
       return;
     }
+    const covered: DsnRecipient[] = [];
+    for (const r of recipients) {
+      const state = entry.recipients.find((x) => x.address === r.address);
+      if (state && !wantsNotice(state, notice.notify)) {
+        this.o.trace.record({ traceId: entry.id, kind: 'dsn', detail: `${notice.none} for ${r.address}: NOTIFY=${state.notify?.join(',') ?? ''}`, sender, recipient: r.address });
+        continue;
+      }
+      covered.push(state?.orcpt ? { ...r, originalRecipient: state.orcpt } : r);
+    }
+    if (covered.length === 0) return;
     try {
-      const original = options.original ?? await this.o.spool.readHead(entry.id);
+      const failure = notice.notify === 'FAILURE';
+      const original = options.original ?? await this.o.spool.readOriginal(entry, failure ? 'failure' : 'other');
+      const full: ReturnType<Bouncer['returnable']> = failure && entry.envelope.dsn?.ret === 'FULL' ? this.returnable(entry, original) : {};
       const message = buildDsn({
         reportingMta: this.o.hostname,
         to: sender,
         arrivalDate: new Date(entry.receivedAt),
         now: new Date(this.o.now()),
-        recipients,
-        originalHeaders: headerBlock(original),
+        recipients: covered,
+        originalHeaders: headerBlock(original.bytes),
+        ...(full.fullMessage ? { fullMessage: full.fullMessage } : {}),
+        ...(full.headersOnlyReason ? { headersOnlyReason: full.headersOnlyReason } : {}),
         ...(willRetryUntil ? { willRetryUntil } : {}),
         ...(entry.messageId ? { originalMessageId: entry.messageId } : {}),
+        ...(entry.envelope.dsn?.envid ? { envelopeId: entry.envelope.dsn.envid } : {}),
       });
       const local = this.o.store.resolveRecipient(sender);
       if (local.kind === 'local') {
@@ -76,5 +101,14 @@ export class Bouncer {
       this.o.warn(`cannot send ${kind} for ${entry.id} to ${sender}: ${(err as Error).message}`);
       this.o.trace.record({ traceId: entry.id, kind: 'error', detail: `${kind} to ${sender} failed: ${(err as Error).message}`, sender });
     }
+  }
+
+  /** RET=FULL: the whole message when we have it, it fits the cap and needs no encoding; else why not. */
+  private returnable(entry: StoredEntry, original: OriginalMessage): { fullMessage?: Buffer; headersOnlyReason?: string } {
+    if (entry.size > this.o.spool.maxMessageBytes) return { headersOnlyReason: `the message (${entry.size} bytes) is larger than the ${this.o.spool.maxMessageBytes} bytes returned in full` };
+    if (!original.complete) return { headersOnlyReason: 'the message could not be read back from the queue' };
+    // DSNs stay 7-bit: a message/rfc822 part cannot be base64-encoded (RFC 2046 5.2.1).
+    if (!isSevenBit(original.bytes)) return { headersOnlyReason: 'the message holds 8-bit data or overlong lines, which this notice cannot carry unencoded' };
+    return { fullMessage: original.bytes };
   }
 }

@@ -2,16 +2,17 @@
 // the relay), delivers with limited concurrency per destination over reused sessions, and records every outcome:
 // sent, retried with backoff, or failed with a DSN. All state lives in the spool's files, so a restart resumes.
 import type { Trace } from '../trace/api.ts';
+import type { RecipientState } from './api.ts';
 import { domainOf } from './address.ts';
 import type { Bouncer } from './bouncer.ts';
-import { statusFromReply } from './dsn.ts';
-import type { DsnRecipient } from './dsn.ts';
+import { statusFromReply, wantsNotice } from './dsn.ts';
+import type { DsnRecipient, OriginalMessage } from './dsn.ts';
 import type { StsPolicySource } from './mta-sts.ts';
 import { resolveRoute } from './route.ts';
 import type { RelaySettings, Route } from './route.ts';
 import type { QueueResolver } from './mx.ts';
 import { isTlsFailure, OutboundSession } from './smtp-client.ts';
-import type { OutboundClientOptions, OutboundTarget, RecipientOutcome } from './smtp-client.ts';
+import type { OutboundClientOptions, OutboundDsn, OutboundTarget, RecipientOutcome } from './smtp-client.ts';
 import { isDone } from './spool.ts';
 import type { FileSpool, StoredEntry } from './spool.ts';
 
@@ -76,6 +77,18 @@ function idleKey(d: Destination, route: Route & { kind: 'targets' }): string {
   return `${d.key}|${route.sts}`;
 }
 
+/** The DSN parameters of `entry` for these recipients, for a next hop that announces DSN; none when it has none. */
+function outboundDsn(entry: StoredEntry, recipients: string[]): OutboundDsn | undefined {
+  const perRecipient = new Map<string, { notify?: RecipientState['notify']; orcpt?: string }>();
+  for (const r of entry.recipients) {
+    if (!recipients.includes(r.address) || (!r.notify && !r.orcpt)) continue;
+    perRecipient.set(r.address, { ...(r.notify ? { notify: r.notify } : {}), ...(r.orcpt ? { orcpt: r.orcpt } : {}) });
+  }
+  const d = entry.envelope.dsn;
+  if (!d?.ret && !d?.envid && perRecipient.size === 0) return undefined;
+  return { ...(d?.ret ? { ret: d.ret } : {}), ...(d?.envid ? { envid: d.envid } : {}), recipients: perRecipient };
+}
+
 export class Scheduler {
   private readonly o: SchedulerOptions;
   private readonly now: () => number;
@@ -94,10 +107,17 @@ export class Scheduler {
   private kickPending = false;
   private started = false;
   private readonly onQueued = (id: string): void => { void this.reload(id).then(() => this.kickSoon()); };
-  private readonly onFailed = (entry: StoredEntry, recipients: string[], original: Buffer): void => {
+  private readonly onFailed = (entry: StoredEntry, recipients: string[], original: OriginalMessage): void => {
     const dsn = entry.recipients
       .filter((r) => recipients.includes(r.address))
       .map((r): DsnRecipient => ({ address: r.address, action: 'failed', status: statusFromReply(r.lastResult ?? '', '5.0.0'), diagnostic: r.lastResult ?? 'delivery failed' }));
+    void this.o.bouncer.send(entry, dsn, { original }).then(() => this.o.spool.removeIfDone(entry.id)).catch(() => {});
+  };
+  /** Stored locally with NOTIFY=SUCCESS: a success DSN (RFC 3464 Action: delivered). */
+  private readonly onDelivered = (entry: StoredEntry, recipients: string[], original: OriginalMessage): void => {
+    const dsn = entry.recipients
+      .filter((r) => recipients.includes(r.address))
+      .map((r): DsnRecipient => ({ address: r.address, action: 'delivered', status: '2.0.0', diagnostic: '' }));
     void this.o.bouncer.send(entry, dsn, { original }).then(() => this.o.spool.removeIfDone(entry.id)).catch(() => {});
   };
 
@@ -115,6 +135,7 @@ export class Scheduler {
     this.started = true;
     this.o.spool.on('queued', this.onQueued);
     this.o.spool.on('failed', this.onFailed);
+    this.o.spool.on('delivered', this.onDelivered);
     await this.rescan();
     this.kick();
   }
@@ -124,6 +145,7 @@ export class Scheduler {
     this.stopping = true;
     this.o.spool.off('queued', this.onQueued);
     this.o.spool.off('failed', this.onFailed);
+    this.o.spool.off('delivered', this.onDelivered);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     for (const d of this.destinations.values()) d.jobs.length = 0;
@@ -305,14 +327,15 @@ export class Scheduler {
       return { route, session: null };
     }
     const message = await this.o.spool.readOutbound(entry.id, entry);
-    let result = await session.send(entry.envelope.from, job.recipients, message);
+    const dsn = outboundDsn(entry, job.recipients);
+    let result = await session.send(entry.envelope.from, job.recipients, message, dsn);
     if (result.connectionLost && reused && !result.messageStarted) {
       // A reused session may have been closed by the server while idle; nothing of the message went out,
       // so one fresh connection is tried before this counts as a failed attempt.
       const opened = await this.connect(entry, route.targets);
       if (opened.session) {
         session = opened.session;
-        result = await session.send(entry.envelope.from, job.recipients, message);
+        result = await session.send(entry.envelope.from, job.recipients, message, dsn);
       }
     }
     await this.record(entry, result.outcomes, session, '4.0.0', route.sts);
@@ -392,6 +415,7 @@ export class Scheduler {
     const delayNotice = this.o.delayNoticeMs ?? 4 * HOUR;
     const failures: DsnRecipient[] = [];
     const delays: DsnRecipient[] = [];
+    const successes: DsnRecipient[] = [];
     const remote = session?.target.hostname;
     const updated = await this.o.spool.update(entry.id, (e) => {
       for (const out of outcomes) {
@@ -402,6 +426,8 @@ export class Scheduler {
         if (out.ok) {
           r.status = 'sent';
           delete r.nextAttemptAt;
+          // A next hop that announces DSN got the recipient's NOTIFY and reports success itself (RFC 3461 5.2.2).
+          if (wantsNotice(r, 'SUCCESS') && !session?.advertisesDsn) successes.push({ address: r.address, action: 'relayed', status: '2.0.0', diagnostic: out.reply, ...(remote ? { remoteMta: remote } : {}) });
           continue;
         }
         const status = statusFromReply(out.reply, out.permanent ? fallbackStatus.replace(/^4/, '5') : fallbackStatus);
@@ -437,7 +463,11 @@ export class Scheduler {
       const kind = r?.status === 'sent' ? 'delivered' : r?.status === 'failed' ? 'failed' : 'deferred';
       const detail = kind === 'deferred' && r?.nextAttemptAt ? `${out.reply} (next attempt ${new Date(r.nextAttemptAt).toISOString()})` : r?.lastResult ?? out.reply;
       this.o.trace.record({ traceId: entry.id, kind, detail, sender: entry.envelope.from, recipient: out.address, ...(updated.messageId ? { messageId: updated.messageId } : {}), data });
+      if (r?.status === 'sent' && r.notify && session?.advertisesDsn) {
+        this.o.trace.record({ traceId: entry.id, kind: 'dsn', detail: `NOTIFY=${r.notify.join(',')} passed on to ${remote}, which announces DSN: no success DSN from here`, sender: entry.envelope.from, recipient: out.address });
+      }
     }
+    if (successes.length) await this.o.bouncer.send(updated, successes);
     if (failures.length) await this.o.bouncer.send(updated, failures);
     if (delays.length) await this.o.bouncer.send(updated, delays, { willRetryUntil: new Date(updated.receivedAt + maxAge) });
     // The final state was not written (skipWriteWhenDone): remove the entry outright once its DSNs are out.

@@ -5,6 +5,8 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import type { SecureContextOptions } from 'node:tls';
+import type { RecipientDsn } from './api.ts';
+import { decodeXtext, isOrcpt } from './xtext.ts';
 
 export interface OutboundTarget {
   /** Host name: logs, SNI and certificate checks. */
@@ -42,6 +44,21 @@ export interface RecipientOutcome {
   reply: string;
 }
 
+/** DSN parameters to pass on (RFC 3461), as the spool keeps them: ENVID and ORCPT in xtext. */
+export interface OutboundDsn {
+  ret?: 'FULL' | 'HDRS';
+  envid?: string;
+  /** Per recipient address as given to send(). */
+  recipients: Map<string, RecipientDsn>;
+}
+
+/** nodemailer's SMTPConnection internals used to give each RCPT its own NOTIFY/ORCPT (nodemailer 10). */
+interface ConnectionInternals {
+  _supportedExtensions: string[];
+  _sendRcpt(recipient: string, callback: unknown): void;
+  _getDsnRcptToArgs(): string;
+}
+
 type SmtpError = Error & { code?: string; responseCode?: number; response?: string; recipient?: string; rejectedErrors?: SmtpError[] };
 
 /** True for an error from OutboundSession.open that happened in the TLS handshake (implicit or STARTTLS). */
@@ -60,11 +77,37 @@ export class OutboundSession {
   readonly target: OutboundTarget;
   private closed = false;
 
+  /** The DSN parameters of the transaction being sent, read by the per-RCPT hook below. */
+  private dsn: OutboundDsn | null = null;
+
   private constructor(conn: SMTPConnection, target: OutboundTarget) {
     this.conn = conn;
     this.target = target;
     conn.on('end', () => { this.closed = true; });
     conn.on('error', () => { this.closed = true; });
+    // nodemailer applies one NOTIFY/ORCPT to every RCPT of a transaction; this instance (never the prototype)
+    // writes each recipient's own, so recipients with different parameters still share one transaction.
+    const internals = conn as unknown as ConnectionInternals;
+    const sendRcpt = internals._sendRcpt.bind(conn);
+    let current = '';
+    internals._sendRcpt = (recipient, callback) => {
+      current = recipient;
+      sendRcpt(recipient, callback);
+    };
+    internals._getDsnRcptToArgs = () => {
+      const d = this.advertisesDsn ? this.dsn?.recipients.get(current) : undefined;
+      if (!d) return '';
+      const args = [
+        ...(d.notify?.length ? [`NOTIFY=${d.notify.join(',')}`] : []),
+        ...(d.orcpt && isOrcpt(d.orcpt) ? [`ORCPT=${d.orcpt}`] : []),
+      ];
+      return args.length ? ` ${args.join(' ')}` : '';
+    };
+  }
+
+  /** Whether the server announced DSN in its EHLO reply. */
+  get advertisesDsn(): boolean {
+    return (this.conn as unknown as ConnectionInternals)._supportedExtensions.includes('DSN');
   }
 
   /** Calls `fn` once the connection has ended, whoever ended it. */
@@ -142,11 +185,15 @@ export class OutboundSession {
    * `connectionLost` says whether the session must be dropped; `messageStarted` whether any byte of the message
    * went out (when not, the transaction can be repeated on a new connection without risk of a duplicate).
    */
-  send(from: string, recipients: string[], message: Buffer): Promise<{ outcomes: RecipientOutcome[]; connectionLost: boolean; messageStarted: boolean }> {
+  send(from: string, recipients: string[], message: Buffer, dsn?: OutboundDsn): Promise<{ outcomes: RecipientOutcome[]; connectionLost: boolean; messageStarted: boolean }> {
     const stream = Readable.from([message]);
+    this.dsn = dsn ?? null;
+    // nodemailer writes RET and ENVID on MAIL FROM itself (when the server announces DSN), encoding ENVID as xtext.
+    const envelopeDsn = dsn && (dsn.ret || dsn.envid) ? { ...(dsn.ret ? { ret: dsn.ret } : {}), ...(dsn.envid ? { envid: decodeXtext(dsn.envid) } : {}) } : undefined;
     return new Promise((resolve) => {
       // BODY=8BITMIME is only sent when the server offers it; declaring it for 7-bit content is harmless.
-      this.conn.send({ from, to: recipients, size: message.length, use8BitMime: true }, stream, (err, info) => {
+      this.conn.send({ from, to: recipients, size: message.length, use8BitMime: true, ...(envelopeDsn ? { dsn: envelopeDsn } : {}) }, stream, (err, info) => {
+        this.dsn = null;
         const messageStarted = stream.readableDidRead;
         if (!err && info) {
           const rejected = new Map((info.rejectedErrors ?? []).map((e) => [(e as SmtpError).recipient?.toLowerCase(), e as SmtpError]));

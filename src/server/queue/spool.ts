@@ -23,6 +23,8 @@ import type {
 } from './api.ts';
 import { SpoolError } from './api.ts';
 import { FolderSync, createAsync, fdatasyncAsync, fsyncDir, renameAsync, tempPathFor, unlinkAsync, writeChunks, writeFileDurable } from './durable.ts';
+import { wantsNotice } from './dsn.ts';
+import type { OriginalMessage } from './dsn.ts';
 import { encodePreamble, messageOffset, readMessage, readMessageHead, readPreamble, reservePreamble } from './spool-format.ts';
 import type { EntryFile } from './spool-format.ts';
 import { prepareSpoolDir } from './spool-open.ts';
@@ -49,10 +51,13 @@ export interface SpoolEvents {
   /** Recipients were handed to the outbound queue. */
   queued: [id: string];
   /**
-   * A recipient failed for good (local delivery); the bouncer sends a DSN. `original` is the message's header
-   * block, read before markLocal returns, because the caller may remove the entry right after.
+   * A recipient failed for good (local delivery); the bouncer sends a DSN. `original` is the message (whole for
+   * RET=FULL, else its header block), read before markLocal returns, because the caller may remove the entry
+   * right after.
    */
-  failed: [entry: StoredEntry, recipients: string[], original: Buffer];
+  failed: [entry: StoredEntry, recipients: string[], original: OriginalMessage];
+  /** A recipient whose NOTIFY asks for SUCCESS was stored locally; the bouncer sends a success DSN. */
+  delivered: [entry: StoredEntry, recipients: string[], original: OriginalMessage];
   /** The entry left the spool. */
   removed: [id: string];
 }
@@ -523,6 +528,19 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     }
   }
 
+  /**
+   * What a DSN about `entry` returns: the whole message for RET=FULL (up to the spool's size limit), else (or when
+   * larger) its header block. Empty if the entry is gone.
+   */
+  async readOriginal(entry: StoredEntry, kind: 'failure' | 'other' = 'failure'): Promise<OriginalMessage> {
+    if (kind === 'failure' && entry.envelope.dsn?.ret === 'FULL' && entry.size <= this.maxMessageBytes) {
+      try {
+        return { bytes: await this.read(entry.id), complete: true };
+      } catch { /* gone: the header block below is empty too */ }
+    }
+    return { bytes: await this.readHead(entry.id), complete: false };
+  }
+
   /** The outbound copy: prepended headers, then the message as received. */
   async readOutbound(id: string, known?: StoredEntry): Promise<Buffer> {
     const entry = known ?? await this.load(id);
@@ -555,6 +573,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
 
   async markLocal(id: string, recipient: string, result: LocalResult, options: MarkLocalOptions = {}): Promise<boolean> {
     let failedEntry: StoredEntry | null = null;
+    let deliveredEntry: StoredEntry | null = null;
     let removed = false;
     const entry = await this.locked(id, async () => {
       const e = await this.load(id);
@@ -564,6 +583,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
         r.status = 'delivered';
         r.mailbox = result.mailbox;
         delete r.lastResult;
+        if (wantsNotice(r, 'SUCCESS')) deliveredEntry = e;
       } else if (result.permanent) {
         r.status = 'failed';
         r.lastResult = result.message.slice(0, 1000);
@@ -574,9 +594,9 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       }
       // The last local delivery of an entry: remove it without writing its final state first (two fsyncs saved).
       // A crash before the removal is durable finds the recipient still pending, and the store's deliver() is
-      // idempotent per delivery id, so the re-run stores nothing twice. Failures keep the write: their DSN must
-      // go out once, before the entry leaves.
-      if (options.removeIfDone && result.ok && isDone(e)) {
+      // idempotent per delivery id, so the re-run stores nothing twice. Failures and deliveries with NOTIFY=SUCCESS
+      // keep the write: their DSN must go out once, before the entry leaves.
+      if (options.removeIfDone && result.ok && !deliveredEntry && isDone(e)) {
         await this.unlinkEntry(id);
         removed = true;
         return e;
@@ -586,7 +606,8 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     });
     if (!entry) throw new Error(`queue entry ${id} does not exist`);
     if (removed) this.emit('removed', id);
-    if (failedEntry) this.emit('failed', failedEntry, [recipient], await this.readHead(id));
+    if (failedEntry) this.emit('failed', failedEntry, [recipient], await this.readOriginal(failedEntry));
+    if (deliveredEntry) this.emit('delivered', deliveredEntry, [recipient], await this.readOriginal(deliveredEntry, 'other'));
     return removed;
   }
 

@@ -1,7 +1,7 @@
 // Scripted SMTP peers for the queue tests, on smtp-server: a remote MX whose RCPT answers follow a script
 // (4xx then 2xx, or 5xx), and a smarthost that requires STARTTLS and AUTH.
 import { SMTPServer } from 'smtp-server';
-import type { SMTPServerOptions } from 'smtp-server';
+import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 
 export interface ReceivedMessage {
   from: string;
@@ -9,6 +9,8 @@ export interface ReceivedMessage {
   data: string;
   secure: boolean;
   user?: string;
+  /** With `dsn`: MAIL FROM's RET/ENVID and each RCPT's NOTIFY/ORCPT, as smtp-server parsed them. */
+  dsn?: { ret: string | null; envid: string | null; rcpts: { address: string; notify?: string[]; orcpt?: string }[] };
 }
 
 export interface ScriptedRemote {
@@ -35,6 +37,16 @@ export interface ScriptOptions {
   dataDelayMs?: number;
   /** SIZE advertised in EHLO (default 10 MiB). */
   size?: number;
+  /** Announce DSN (RFC 3461) and record the parameters received. */
+  dsn?: boolean;
+}
+
+function recordedDsn(session: SMTPServerSession): NonNullable<ReceivedMessage['dsn']> {
+  const d = (session.envelope as { dsn?: { ret: string | null; envid: string | null } }).dsn;
+  return {
+    ret: d?.ret ?? null, envid: d?.envid ?? null,
+    rcpts: session.envelope.rcptTo.map((r) => ({ address: r.address, ...(r as { dsn?: { notify?: string[]; orcpt?: string } }).dsn })),
+  };
 }
 
 export async function startScriptedRemote(opts: ScriptOptions): Promise<ScriptedRemote> {
@@ -52,6 +64,7 @@ export async function startScriptedRemote(opts: ScriptOptions): Promise<Scripted
     authOptional: !opts.auth,
     authMethods: ['PLAIN', 'LOGIN'],
     logger: false,
+    hideDSN: !opts.dsn,
     // close() waits this long for open sessions (a stalled one in the stop() test) before cutting them.
     closeTimeout: 200,
     onAuth(auth, session, cb) {
@@ -79,6 +92,7 @@ export async function startScriptedRemote(opts: ScriptOptions): Promise<Scripted
           data: Buffer.concat(chunks).toString(),
           secure: session.secure,
           ...(typeof session.user === 'string' ? { user: session.user } : {}),
+          ...(opts.dsn ? { dsn: recordedDsn(session) } : {}),
         });
         if (opts.dataDelayMs) setTimeout(() => cb(), opts.dataDelayMs).unref();
         else cb();
