@@ -427,7 +427,7 @@ export class Scheduler {
           r.status = 'sent';
           delete r.nextAttemptAt;
           // A next hop that announces DSN got the recipient's NOTIFY and reports success itself (RFC 3461 5.2.2).
-          if (wantsNotice(r, 'SUCCESS') && !session?.advertisesDsn) successes.push({ address: r.address, action: 'relayed', status: '2.0.0', diagnostic: out.reply, ...(remote ? { remoteMta: remote } : {}) });
+          if (wantsNotice(r, 'SUCCESS') && !session?.passesDsn) successes.push({ address: r.address, action: 'relayed', status: '2.0.0', diagnostic: out.reply, ...(remote ? { remoteMta: remote } : {}) });
           continue;
         }
         const status = statusFromReply(out.reply, out.permanent ? fallbackStatus.replace(/^4/, '5') : fallbackStatus);
@@ -463,7 +463,7 @@ export class Scheduler {
       const kind = r?.status === 'sent' ? 'delivered' : r?.status === 'failed' ? 'failed' : 'deferred';
       const detail = kind === 'deferred' && r?.nextAttemptAt ? `${out.reply} (next attempt ${new Date(r.nextAttemptAt).toISOString()})` : r?.lastResult ?? out.reply;
       this.o.trace.record({ traceId: entry.id, kind, detail, sender: entry.envelope.from, recipient: out.address, ...(updated.messageId ? { messageId: updated.messageId } : {}), data });
-      if (r?.status === 'sent' && r.notify && session?.advertisesDsn) {
+      if (r?.status === 'sent' && r.notify && session?.passesDsn) {
         this.o.trace.record({ traceId: entry.id, kind: 'dsn', detail: `NOTIFY=${r.notify.join(',')} passed on to ${remote}, which announces DSN: no success DSN from here`, sender: entry.envelope.from, recipient: out.address });
       }
     }

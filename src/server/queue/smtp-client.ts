@@ -79,6 +79,8 @@ export class OutboundSession {
 
   /** The DSN parameters of the transaction being sent, read by the per-RCPT hook below. */
   private dsn: OutboundDsn | null = null;
+  /** Whether the per-RCPT hook is in place. */
+  private readonly hooked: boolean = false;
 
   private constructor(conn: SMTPConnection, target: OutboundTarget) {
     this.conn = conn;
@@ -88,6 +90,8 @@ export class OutboundSession {
     // nodemailer applies one NOTIFY/ORCPT to every RCPT of a transaction; this instance (never the prototype)
     // writes each recipient's own, so recipients with different parameters still share one transaction.
     const internals = conn as unknown as ConnectionInternals;
+    // Should a nodemailer upgrade rename these, delivery goes on without per-recipient DSN parameters.
+    if (typeof internals._sendRcpt !== 'function' || typeof internals._getDsnRcptToArgs !== 'function') return;
     const sendRcpt = internals._sendRcpt.bind(conn);
     let current = '';
     internals._sendRcpt = (recipient, callback) => {
@@ -95,19 +99,22 @@ export class OutboundSession {
       sendRcpt(recipient, callback);
     };
     internals._getDsnRcptToArgs = () => {
-      const d = this.advertisesDsn ? this.dsn?.recipients.get(current) : undefined;
+      const d = this.passesDsn ? this.dsn?.recipients.get(current) : undefined;
       if (!d) return '';
+      // Only well-formed values reach the command line, whatever a hand-edited state file holds.
+      const notify = d.notify?.filter((n) => /^(NEVER|SUCCESS|FAILURE|DELAY)$/.test(n)) ?? [];
       const args = [
-        ...(d.notify?.length ? [`NOTIFY=${d.notify.join(',')}`] : []),
+        ...(notify.length ? [`NOTIFY=${notify.join(',')}`] : []),
         ...(d.orcpt && isOrcpt(d.orcpt) ? [`ORCPT=${d.orcpt}`] : []),
       ];
       return args.length ? ` ${args.join(' ')}` : '';
     };
+    this.hooked = true;
   }
 
-  /** Whether the server announced DSN in its EHLO reply. */
-  get advertisesDsn(): boolean {
-    return (this.conn as unknown as ConnectionInternals)._supportedExtensions.includes('DSN');
+  /** Whether DSN parameters reach the server: it announced DSN in its EHLO reply (and the hook above is in place). */
+  get passesDsn(): boolean {
+    return this.hooked && ((this.conn as unknown as Partial<ConnectionInternals>)._supportedExtensions?.includes('DSN') ?? false);
   }
 
   /** Calls `fn` once the connection has ended, whoever ended it. */
