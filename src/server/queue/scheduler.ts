@@ -108,18 +108,18 @@ export class Scheduler {
   private started = false;
   private readonly onQueued = (id: string): void => { void this.reload(id).then(() => this.kickSoon()); };
   private readonly onFailed = (entry: StoredEntry, recipients: string[], original: OriginalMessage): void => {
-    const dsn = entry.recipients
-      .filter((r) => recipients.includes(r.address))
-      .map((r): DsnRecipient => ({ address: r.address, action: 'failed', status: statusFromReply(r.lastResult ?? '', '5.0.0'), diagnostic: r.lastResult ?? 'delivery failed' }));
-    void this.o.bouncer.send(entry, dsn, { original }).then(() => this.o.spool.removeIfDone(entry.id)).catch(() => {});
+    this.reportLocal(entry, recipients, original, (r) => ({ address: r.address, action: 'failed', status: statusFromReply(r.lastResult ?? '', '5.0.0'), diagnostic: r.lastResult ?? 'delivery failed' }));
   };
   /** Stored locally with NOTIFY=SUCCESS: a success DSN (RFC 3464 Action: delivered). */
   private readonly onDelivered = (entry: StoredEntry, recipients: string[], original: OriginalMessage): void => {
-    const dsn = entry.recipients
-      .filter((r) => recipients.includes(r.address))
-      .map((r): DsnRecipient => ({ address: r.address, action: 'delivered', status: '2.0.0', diagnostic: '' }));
-    void this.o.bouncer.send(entry, dsn, { original }).then(() => this.o.spool.removeIfDone(entry.id)).catch(() => {});
+    this.reportLocal(entry, recipients, original, (r) => ({ address: r.address, action: 'delivered', status: '2.0.0', diagnostic: '' }));
   };
+
+  /** A DSN for local delivery results the spool reported; the entry goes once it is out, if it is done. */
+  private reportLocal(entry: StoredEntry, recipients: string[], original: OriginalMessage, toDsn: (r: RecipientState) => DsnRecipient): void {
+    const dsn = entry.recipients.filter((r) => recipients.includes(r.address)).map(toDsn);
+    void this.o.bouncer.send(entry, dsn, { original }).then(() => this.o.spool.removeIfDone(entry.id)).catch(() => {});
+  }
 
   constructor(options: SchedulerOptions) {
     this.o = options;
