@@ -198,7 +198,9 @@ describe('POP3 with fetchmail', () => {
       `  options ssl sslcertck sslcertfile "${caFile}" sslcommonname "localhost" sslproto "TLS1.2+" nokeep fetchall\n`);
     await chmod(rc, 0o600);
     const env = { ...process.env, HOME: f.stateDir, FETCHMAILHOME: f.stateDir };
-    const r = await run('fetchmail', ['-f', rc, '--bsmtp', out, '--nosyslog', '-v'], { env, timeout: 60_000 }).catch((e: { stdout: string; stderr: string; code: number }) => e);
+    // Its own pid file: as root, fetchmail's lock is /var/run/fetchmail.pid whatever FETCHMAILHOME says, and any
+    // other fetchmail on the machine (another test run, the host's own) would make this one refuse to start.
+    const r = await run('fetchmail', ['-f', rc, '--pidfile', path.join(f.stateDir, 'fetchmail.pid'), '--bsmtp', out, '--nosyslog', '-v'], { env, timeout: 60_000 }).catch((e: { stdout: string; stderr: string; code: number }) => e);
     const text = await readFile(out, 'utf8').catch(() => '');
     assert.equal((r as { code?: number }).code ?? 0, 0, `fetchmail failed: ${(r as { stderr: string }).stderr}`);
     for (let i = 0; i < 3; i++) assert.ok(text.includes(`Subject: fetch ${i}`), `message ${i} missing from fetchmail output`);
