@@ -4,7 +4,7 @@
 import { Readable } from 'node:stream';
 import type { DeliveryStore } from '../store/api.ts';
 import type { Trace } from '../trace/api.ts';
-import { buildDsn, headerBlock, isSevenBit, wantsNotice } from './dsn.ts';
+import { buildDsn, headerBlock, isSevenBit, returnsWholeMessage, wantsNotice } from './dsn.ts';
 import type { DsnRecipient, OriginalMessage } from './dsn.ts';
 import type { FileSpool, StoredEntry } from './spool.ts';
 
@@ -58,9 +58,9 @@ export class Bouncer {
     }
     if (covered.length === 0) return;
     try {
-      const failure = notice.notify === 'FAILURE';
-      const original = options.original ?? await this.o.spool.readOriginal(entry, failure ? 'failure' : 'other');
-      const full: ReturnType<Bouncer['returnable']> = failure && entry.envelope.dsn?.ret === 'FULL' ? this.returnable(entry, original) : {};
+      const whole = notice.notify === 'FAILURE' && returnsWholeMessage(entry);
+      const original = options.original ?? await this.o.spool.readOriginal(entry, whole);
+      const full = whole ? this.returnable(entry, original) : {};
       const message = buildDsn({
         reportingMta: this.o.hostname,
         to: sender,

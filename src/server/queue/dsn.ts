@@ -3,7 +3,7 @@
 // (message/rfc822) for a failure whose sender asked RET=FULL. Which recipients a DSN covers follows their NOTIFY
 // (RFC 3461). Pure: no I/O.
 import { randomBytes } from 'node:crypto';
-import type { DsnNotify } from './api.ts';
+import type { DsnNotify, EnvelopeDsn } from './api.ts';
 
 export interface DsnRecipient {
   address: string;
@@ -44,6 +44,11 @@ export interface DsnInput {
 export interface OriginalMessage {
   bytes: Buffer;
   complete: boolean;
+}
+
+/** Whether a failure DSN about this entry returns the whole message: its sender asked RET=FULL (RFC 3461 4.3). */
+export function returnsWholeMessage(entry: { envelope: { dsn?: EnvelopeDsn | undefined } }): boolean {
+  return entry.envelope.dsn?.ret === 'FULL';
 }
 
 /**

@@ -23,7 +23,7 @@ import type {
 } from './api.ts';
 import { SpoolError } from './api.ts';
 import { FolderSync, createAsync, fdatasyncAsync, fsyncDir, renameAsync, tempPathFor, unlinkAsync, writeChunks, writeFileDurable } from './durable.ts';
-import { wantsNotice } from './dsn.ts';
+import { returnsWholeMessage, wantsNotice } from './dsn.ts';
 import type { OriginalMessage } from './dsn.ts';
 import { encodePreamble, messageOffset, readMessage, readMessageHead, readPreamble, reservePreamble } from './spool-format.ts';
 import type { EntryFile } from './spool-format.ts';
@@ -529,11 +529,11 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
   }
 
   /**
-   * What a DSN about `entry` returns: the whole message for RET=FULL (up to the spool's size limit), else (or when
-   * larger) its header block. Empty if the entry is gone.
+   * The message as a DSN returns it: all of it when `whole` and it is within the spool's size limit, else its
+   * header block. Empty if the entry is gone.
    */
-  async readOriginal(entry: StoredEntry, kind: 'failure' | 'other' = 'failure'): Promise<OriginalMessage> {
-    if (kind === 'failure' && entry.envelope.dsn?.ret === 'FULL' && entry.size <= this.maxMessageBytes) {
+  async readOriginal(entry: StoredEntry, whole: boolean): Promise<OriginalMessage> {
+    if (whole && entry.size <= this.maxMessageBytes) {
       try {
         return { bytes: await this.read(entry.id), complete: true };
       } catch { /* gone: the header block below is empty too */ }
@@ -606,8 +606,8 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
     });
     if (!entry) throw new Error(`queue entry ${id} does not exist`);
     if (removed) this.emit('removed', id);
-    if (failedEntry) this.emit('failed', failedEntry, [recipient], await this.readOriginal(failedEntry));
-    if (deliveredEntry) this.emit('delivered', deliveredEntry, [recipient], await this.readOriginal(deliveredEntry, 'other'));
+    if (failedEntry) this.emit('failed', failedEntry, [recipient], await this.readOriginal(failedEntry, returnsWholeMessage(failedEntry)));
+    if (deliveredEntry) this.emit('delivered', deliveredEntry, [recipient], await this.readOriginal(deliveredEntry, false));
     return removed;
   }
 
