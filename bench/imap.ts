@@ -15,6 +15,7 @@ import { bundleServer } from './support/bundle.ts';
 import { RawImap } from './support/imap-client.ts';
 import { startDovecot, prepareDovecot, treeRssKiB } from './support/dovecot.ts';
 import { posternEnvironment, posternNodeFlags } from './support/unit-settings.ts';
+import { median } from './support/median.ts';
 
 ensureDebianPackages(['dovecot-imapd']);
 
@@ -69,11 +70,6 @@ function generate(i: number, rare: boolean): Buffer {
       ...lines, `--${b}`, 'Content-Type: text/html; charset=utf-8', '', `<html><body>${lines.map((l) => `<p>${l}</p>`).join('')}</body></html>`, `--${b}--`, ''].join('\r\n'));
   }
   return Buffer.from([...headers, 'Content-Type: text/plain; charset=utf-8', '', ...lines].join('\r\n'));
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 interface Server {

@@ -18,6 +18,7 @@ import type { QueueResolver } from '../src/server/queue/mx.ts';
 import type { DeliveryStore } from '../src/server/store/api.ts';
 import type { Trace } from '../src/server/trace/api.ts';
 import { treeRssKiB } from './support/dovecot.ts';
+import { median } from './support/median.ts';
 
 ensureDebianPackages(['postfix']);
 
@@ -116,7 +117,6 @@ async function postfixRound(): Promise<{ seconds: number; rssKiB: number }> {
   return { seconds, rssKiB: rss };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const results: Record<string, { seconds: number[]; rss: number[] }> = { postfix: { seconds: [], rss: [] }, 'postern c=5': { seconds: [], rss: [] }, 'postern c=20': { seconds: [], rss: [] } };
 try {
   for (let r = 0; r < ROUNDS; r++) {

@@ -38,6 +38,7 @@ import { bundleServer } from './support/bundle.ts';
 import { SMTP_STEPS, captureLoopback, smtpStepLatencies } from './support/smtp-steps.ts';
 import type { SmtpStep } from './support/smtp-steps.ts';
 import { posternEnvironment, posternNodeFlags } from './support/unit-settings.ts';
+import { median } from './support/median.ts';
 
 const quick = process.argv.includes('--quick');
 const steps = process.argv.includes('--steps');
@@ -69,11 +70,6 @@ function treeRssKb(pid: number): number {
 function machineBusyMs(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) * 10;
-}
-
-function median(v: number[]): number {
-  const s = [...v].sort((x, y) => x - y);
-  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 /** Server time per SMTP step of one side's run, when it was captured. */

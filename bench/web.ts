@@ -13,6 +13,7 @@ import path from 'node:path';
 import { ensureDebianPackages } from '../test/support/debian.ts';
 import { startPostern } from '../test/support/postern-process.ts';
 import { createSelfSignedCertificate } from '../src/server/self-signed.ts';
+import { median } from './support/median.ts';
 
 ensureDebianPackages(['nginx']);
 
@@ -45,11 +46,6 @@ async function rate(port: number, ca: string, total: number, keepAlive: boolean)
   const seconds = (performance.now() - start) / 1000;
   if (agent) agent.destroy();
   return total / seconds;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 /** A port the kernel just handed out and released, for nginx, which cannot report an ephemeral port. */
