@@ -2,9 +2,11 @@
 // delivers. Parsing, the message file and its fsyncs, the index rows and the FTS text of local delivery run here,
 // off the thread that serves the SMTP, IMAP and POP3 sessions. The changes it commits go back to the main
 // thread's store as messages (events for the sessions), and so do its log lines.
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { SqliteStore } from './sqlite-store.ts';
+import { DELIVERY_NICE } from './delivery-thread.ts';
 import type { DeliveryThreadData, FromDeliveryThread, ToDeliveryThread } from './delivery-thread.ts';
 
 const port = parentPort;
@@ -27,6 +29,14 @@ function forwardingLogger(bindings: Record<string, unknown>): Logger {
     else post({ type: 'log', level, obj: { ...bindings, ...obj }, msg: msg ?? '' });
   };
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: (b: Record<string, unknown>) => forwardingLogger({ ...bindings, ...b }) } as unknown as Logger;
+}
+
+// Sessions before filing (see DELIVERY_NICE): on Linux setpriority on the calling thread's own id sets that
+// thread's nice value only.
+try {
+  setPriority(DELIVERY_NICE);
+} catch (err) {
+  post({ type: 'log', level: 'warn', obj: { thread: 'delivery', err: (err as Error).message }, msg: 'could not lower the delivery thread\'s priority' });
 }
 
 const store = new SqliteStore({

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { DeliveryThread } from '../../../src/server/store/delivery-thread.ts';
+import { DELIVERY_NICE, DeliveryThread } from '../../../src/server/store/delivery-thread.ts';
 import type { StoreEvent } from '../../../src/server/store/types.ts';
 import { SqliteStore } from '../../../src/server/store/sqlite-store.ts';
 import { storeFixture } from './fixture.ts';
@@ -98,6 +98,29 @@ function workerThreads(): number {
     try { return readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'WorkerThread'; } catch { return false; }
   }).length;
 }
+
+/** Nice value of each of this process's threads named `comm` (field 19 of /proc/<pid>/task/<tid>/stat). */
+function niceOf(comm: string): number[] {
+  return readdirSync('/proc/self/task').flatMap((t) => {
+    try {
+      if (readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() !== comm) return [];
+      const stat = readFileSync(`/proc/self/task/${t}/stat`, 'utf8');
+      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
+    } catch { return []; }
+  });
+}
+
+test('the delivery thread yields the CPU to the sessions: it runs at nice 10, the main thread keeps its priority', async () => {
+  const f = await storeFixture();
+  try {
+    assert.ok((await f.store.deliver(ALICE, message(1), { mailbox: 'INBOX' })).ok);
+    assert.deepEqual(niceOf('WorkerThread'), [DELIVERY_NICE]);
+    assert.equal(DELIVERY_NICE, 10);
+    assert.deepEqual(niceOf('MainThread'), [0], 'the sessions\' thread is left alone');
+  } finally {
+    await f.cleanup();
+  }
+});
 
 test('the thread starts with the first delivery and ends when deliveries stop; the next one starts it again', async () => {
   const f = await storeFixture();
