@@ -16,10 +16,11 @@
 // machine (/proc/stat: the server, its clients and the kernel) from the first connection until the side's
 // delivery backlog is drained (polled every 10 ms), per message; peak resident memory = Postern's one
 // process, Postfix's master plus all its children, sampled every 100 ms during the run. Each side's delivery
-// backlog is drained before the next run, and the order alternates per run.
-// Peak memory is the first round's. On this benchmark machine (ext4 without a journal) creating a file
-// costs from 0.02 to over 1 ms of kernel time depending on the file system's recent history, which moves both
-// servers' figures from run to run: hence several rounds, medians, and the range of the paired ratios.
+// backlog is drained before the next run, and the order alternates per run. Each side first gets an uncounted
+// warm-up of one session. Peak memory is the first round's. On this benchmark machine (ext4 without a journal)
+// creating a file costs from 0.02 to over 1 ms of kernel time depending on the file system's recent history,
+// which moves both servers' figures from run to run: hence several rounds, medians, and the range of the paired
+// ratios.
 // With --steps, each side also gets two more 1-session runs (one message per connection, then reused), captured
 // with tcpdump on the loopback interface and not counted above; a second table gives each side's server time per
 // SMTP step (bench/support/smtp-steps.ts): where the time of a message goes, which the throughput does not say.
@@ -49,6 +50,8 @@ const PLAN = (quick ? [[1, 50], [10, 100], [50, 200]] : [[1, 200], [10, 600], [5
   .flatMap(([sessions, messages]) => [false, true].map((reuse) => ({ sessions: sessions!, messages: messages!, reuse })));
 const LENGTH = 10 * 1024;
 const REPEAT = Number(process.env.BENCH_SMTP_REPEAT ?? (quick ? 1 : 3));
+/** Messages each side gets before the measured rounds. */
+const WARM_UP_MESSAGES = 200;
 /** Messages of each captured run for the step table. */
 const STEP_MESSAGES = quick ? 100 : 500;
 
@@ -185,6 +188,10 @@ try {
     await waitUntil('postfix delivery', () => pfDelivered() >= expectPostfix && postfix.queued() === 0, 300_000, 10);
     return { ...r, cpuMs: machineBusyMs() - cpu0 };
   };
+  // Warm-up, not counted: a server runs for weeks, so what is measured is its steady state, not Postern's first
+  // messages through code V8 has not compiled yet, nor Postfix's first smtpd and cleanup starting. One session,
+  // so that the first round's peak memory stays that of its own load.
+  for (const side of ['postern', 'postfix'] as const) await runSide(side, 1, WARM_UP_MESSAGES, false, null);
   // Rounds of the whole plan, so that a slow stretch of the machine hits every row a little rather than one row
   // a lot; within a row the side that goes first alternates.
   for (let round = 0; round < REPEAT; round++) {
