@@ -77,7 +77,10 @@ export async function deliverEntry(deps: DeliveryDeps, entry: SpoolEntry, known?
     }
     if (failure) await deps.spool.markLocal(entry.id, r.address, { ok: false, ...failure });
     // The last one removes the entry without a final state write (deliver() above is idempotent per delivery id).
-    else removed = await deps.spool.markLocal(entry.id, r.address, { ok: true, mailbox: [...new Set(boxes)].join(',') }, { removeIfDone: true });
+    else {
+      const result = { ok: true as const, mailbox: [...new Set(boxes)].join(','), ...(resolution.accounts.length > 1 ? { expanded: true } : {}) };
+      removed = await deps.spool.markLocal(entry.id, r.address, result, { removeIfDone: true });
+    }
   }
   if (remote.length) {
     await deps.spool.enqueueRemote(entry.id, remote);

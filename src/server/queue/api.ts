@@ -76,6 +76,8 @@ export interface RecipientState {
   lastResult?: string;
   /** Local mailbox the message was filed in (`delivered`). */
   mailbox?: string;
+  /** `delivered` to the several accounts of an alias: a success DSN says `expanded`. */
+  expanded?: boolean;
   /** Whether the "delayed" DSN has been sent (or, by NOTIFY, skipped) for this recipient. */
   delayNotified?: boolean;
   /** RFC 3461 NOTIFY from RCPT TO; absent = FAILURE,DELAY (entries from before DSN support have none). */
@@ -143,7 +145,8 @@ export interface AcceptOptions {
 
 /** Result of one local delivery, as the pipeline reports it. */
 export type LocalResult =
-  | { ok: true; mailbox: string }
+  /** `expanded`: the recipient is an alias whose several accounts each got the message (RFC 3464 `expanded`). */
+  | { ok: true; mailbox: string; expanded?: boolean }
   /** `permanent: true` (e.g. over quota for good, mailbox gone) bounces to the sender; otherwise it is retried. */
   | { ok: false; permanent: boolean; message: string };
 

@@ -12,6 +12,7 @@ const NOTICE = {
   failed: { kind: 'bounce', notify: 'FAILURE', none: 'no failure DSN' },
   delayed: { kind: 'delay notice', notify: 'DELAY', none: 'no delay notice' },
   delivered: { kind: 'success notice', notify: 'SUCCESS', none: 'no success DSN' },
+  expanded: { kind: 'success notice', notify: 'SUCCESS', none: 'no success DSN' },
   relayed: { kind: 'success notice', notify: 'SUCCESS', none: 'no success DSN' },
 } as const;
 

@@ -7,8 +7,11 @@ import type { DsnNotify, EnvelopeDsn } from './api.ts';
 
 export interface DsnRecipient {
   address: string;
-  /** `delivered`: stored here; `relayed`: handed to a next hop that sends no DSNs (RFC 3464 2.3.3). */
-  action: 'failed' | 'delayed' | 'delivered' | 'relayed';
+  /**
+   * `delivered`: stored here; `expanded`: an alias stored here for each of its several accounts; `relayed`:
+   * handed to a next hop that sends no DSNs (RFC 3464 2.3.3).
+   */
+  action: 'failed' | 'delayed' | 'delivered' | 'expanded' | 'relayed';
   /** Enhanced status code, e.g. `5.1.1`. */
   status: string;
   /** The remote reply or our own reason; empty for none. */
@@ -119,9 +122,11 @@ function humanIntro(kind: Kind, input: DsnInput, host: string): string[] {
   }
   if (kind === 'success') {
     const relayed = input.recipients.some((r) => r.action === 'relayed');
+    const expanded = input.recipients.some((r) => r.action === 'expanded');
     return [...intro,
       'Your message was delivered to the recipients below, as you asked.',
       ...(relayed ? ['A message marked relayed went to a mail system that sends no delivery reports: you will get no further notice of it.'] : []),
+      ...(expanded ? ['An address marked expanded is a list of several mailboxes here: the message was delivered to each of them.'] : []),
       ''];
   }
   return [...intro,
@@ -134,7 +139,7 @@ function humanIntro(kind: Kind, input: DsnInput, host: string): string[] {
 export function buildDsn(input: DsnInput): Buffer {
   const boundary = `=_postern_${randomBytes(12).toString('hex')}`;
   const kind: Kind = input.recipients.every((r) => r.action === 'delayed') ? 'delay'
-    : input.recipients.every((r) => r.action === 'delivered' || r.action === 'relayed') ? 'success' : 'failure';
+    : input.recipients.every((r) => r.action === 'delivered' || r.action === 'expanded' || r.action === 'relayed') ? 'success' : 'failure';
   const host = oneLine(input.reportingMta, 253);
   const human = humanIntro(kind, input, host);
   for (const r of input.recipients) {

@@ -110,9 +110,9 @@ export class Scheduler {
   private readonly onFailed = (entry: StoredEntry, recipients: string[], original: OriginalMessage): void => {
     this.reportLocal(entry, recipients, original, (r) => ({ address: r.address, action: 'failed', status: statusFromReply(r.lastResult ?? '', '5.0.0'), diagnostic: r.lastResult ?? 'delivery failed' }));
   };
-  /** Stored locally with NOTIFY=SUCCESS: a success DSN (RFC 3464 Action: delivered). */
+  /** Stored locally with NOTIFY=SUCCESS: a success DSN (RFC 3464 Action: delivered, or expanded for an alias list). */
   private readonly onDelivered = (entry: StoredEntry, recipients: string[], original: OriginalMessage): void => {
-    this.reportLocal(entry, recipients, original, (r) => ({ address: r.address, action: 'delivered', status: '2.0.0', diagnostic: '' }));
+    this.reportLocal(entry, recipients, original, (r) => ({ address: r.address, action: r.expanded ? 'expanded' : 'delivered', status: '2.0.0', diagnostic: '' }));
   };
 
   /** A DSN for local delivery results the spool reported; the entry goes once it is out, if it is done. */

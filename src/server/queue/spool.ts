@@ -582,6 +582,7 @@ export class FileSpool extends EventEmitter<SpoolEvents> implements Spool {
       if (result.ok) {
         r.status = 'delivered';
         r.mailbox = result.mailbox;
+        if (result.expanded) r.expanded = true;
         delete r.lastResult;
         if (wantsNotice(r, 'SUCCESS')) deliveredEntry = e;
       } else if (result.permanent) {

@@ -125,6 +125,20 @@ describe('DSN extension end to end', () => {
     assert.deepEqual(dsnsAbout('local-plain'), [], 'no NOTIFY: no success DSN');
   });
 
+  it('NOTIFY=SUCCESS to an alias of several accounts says expanded; an alias of one account says delivered', async () => {
+    await submit('alias-success', [], [['team@example.com', ['NOTIFY=SUCCESS']], ['sales@example.com', ['NOTIFY=SUCCESS']]]);
+    const dsns = await waitFor('two success DSNs', () => { const d = dsnsAbout('alias-success'); return d.length >= 2 ? d : undefined; });
+    const about = (rcpt: string) => dsns.filter((d) => d.includes(`\r\nFinal-Recipient: rfc822; ${rcpt}\r\n`));
+    assert.equal(about('team@example.com').length, 1);
+    assert.match(about('team@example.com')[0]!, /^Action: expanded$/m, 'team@ is alice and bob');
+    assert.match(about('team@example.com')[0]!, /^An address marked expanded is a list of several mailboxes here/m);
+    assert.equal(about('sales@example.com').length, 1);
+    assert.match(about('sales@example.com')[0]!, /^Action: delivered$/m, 'sales@ is bob alone');
+    for (const user of ['alice@example.com', 'bob@example.com']) {
+      assert.equal(p.store.messages(user).filter((m) => m.includes('\r\nSubject: alias-success\r\n') && !m.includes('report-type=delivery-status')).length, 1, `${user}: one copy`);
+    }
+  });
+
   it('5xx: NOTIFY=NEVER gets no DSN (the trace says why); no NOTIFY gets one; RET=FULL returns the whole message, RET=HDRS its headers', async () => {
     await submit('reject-never', ['RET=FULL'], [['nina@reject.test', ['NOTIFY=NEVER']]]);
     await submit('reject-full', ['RET=FULL', 'ENVID=full-1'], [['olga@reject.test', ['ORCPT=rfc822;olga@reject.test']]]);
