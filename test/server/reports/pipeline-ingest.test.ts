@@ -96,6 +96,10 @@ test('report mail is parsed into the report store and still delivered to the mai
   const imap = new ImapFlow({ host: '127.0.0.1', port: port('imaps'), secure: true, tls: { ca: caPem, servername: 'mail.example.com' }, auth: { user: 'alice@example.com', pass: PASSWORD }, logger: false });
   await imap.connect();
   try {
+    // Reports are read before the message is filed, and filing runs on the delivery thread at a lower priority:
+    // under load the mailbox may lag the report store by a moment.
+    const filed = async () => { const st = await imap.status('INBOX', { messages: true }); return st ? st.messages : 0; };
+    for (let i = 0; i < 400 && (await filed()) !== 2; i++) await new Promise((r) => setTimeout(r, 50));
     const lock = await imap.getMailboxLock('INBOX');
     try {
       const subjects: string[] = [];
