@@ -20,7 +20,8 @@ export interface SessionLimits {
   greetPauseMs: number;
   /**
    * Checks a command line before smtp-server parses it (which loses what it decodes); a returned reply text
-   * (starting with its enhanced code) is sent with 501 and the command goes no further.
+   * (starting with its enhanced code) is sent with 501 and the command goes no further. Only commands in
+   * sequence are checked (after EHLO, and after AUTH where it is required): the others get the library's 503/530.
    */
   checkCommand?: (line: string) => string | null;
 }
@@ -55,8 +56,11 @@ interface Connection {
   init(): void;
   _setListeners(callback: () => void): void;
   connectionReady(): void;
-  _server: { connections: Set<unknown>; options: { maxClients?: number } };
+  _server: { connections: Set<unknown>; options: { maxClients?: number; authOptional?: boolean } };
   name: string;
+  /** The EHLO/HELO name; false before one. */
+  hostNameAppearsAs: string | false;
+  _isSupported(command: string): boolean;
 }
 
 const OWN_ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
@@ -130,7 +134,10 @@ function instrument(conn: Connection, limits: SessionLimits, shared: { shuttingD
     } else {
       commands = 0;
     }
-    const problem = limits.checkCommand && !conn._nextHandler && !conn._upgrading ? limits.checkCommand(command.toString()) : null;
+    // smtp-server refuses MAIL/RCPT before EHLO (503) or before a required AUTH (530) without reading their
+    // parameters: such commands are left to it, so the order of replies stays the library's.
+    const inSequence = conn.hostNameAppearsAs && (conn.session.user || conn._server.options.authOptional || !conn._isSupported('AUTH'));
+    const problem = limits.checkCommand && inSequence && !conn._nextHandler && !conn._upgrading ? limits.checkCommand(command.toString()) : null;
     if (problem) {
       conn.send(501, problem);
       setImmediate(() => callback?.());

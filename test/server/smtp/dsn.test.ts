@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { ensureDebianPackages } from '../../support/debian.ts';
 import { startPostern } from '../../support/smtp-harness.ts';
 import type { RunningPostern } from '../../support/smtp-harness.ts';
+import { RawSmtp } from '../../support/raw-smtp.ts';
 import { smtplibSession } from '../../support/smtplib.ts';
 import type { StoredEntry } from '../../../src/server/queue/spool.ts';
 
@@ -71,6 +72,32 @@ describe('DSN parameters on the listeners', () => {
     assert.deepEqual(alice.notify, ['NEVER']);
     assert.equal(alice.orcpt, undefined);
     assert.equal((entry.envelope as { recipientDsn?: unknown }).recipientDsn, undefined, 'per-recipient parameters live in the recipient state only');
+  });
+
+  it('a malformed parameter out of sequence gets the sequence error first: 503 before EHLO, 530 before AUTH', async () => {
+    const mx = await RawSmtp.connect(p.ports.mx);
+    try {
+      assert.equal((await mx.read())?.code, 220);
+      const early = await mx.command('MAIL FROM:<carol@sender.example.net> ENVID=a+zz');
+      assert.equal(early.code, 503, early.text);
+      assert.equal((await mx.command('EHLO client.example.net')).code, 250);
+      const bad = await mx.command('MAIL FROM:<carol@sender.example.net> ENVID=a+zz');
+      assert.equal(bad.code, 501, `in sequence, the parameter is checked: ${bad.text}`);
+      assert.match(bad.text, /^5\.5\.4 /);
+    } finally {
+      mx.close();
+    }
+    const sub = await RawSmtp.connect(p.ports.submission);
+    try {
+      assert.equal((await sub.read())?.code, 220);
+      assert.equal((await sub.command('EHLO client.example.net')).code, 250);
+      await sub.starttls();
+      assert.equal((await sub.command('EHLO client.example.net')).code, 250);
+      const unauthenticated = await sub.command('MAIL FROM:<alice@example.com> ENVID=a+zz');
+      assert.equal(unauthenticated.code, 530, unauthenticated.text);
+    } finally {
+      sub.close();
+    }
   });
 
   it('takes DSN parameters on submission too; a transaction without them spools exactly as before', async () => {
