@@ -8,12 +8,13 @@ import { buildDsn, headerBlock, isSevenBit, returnsWholeMessage, wantsNotice } f
 import type { DsnRecipient, OriginalMessage } from './dsn.ts';
 import type { FileSpool, StoredEntry } from './spool.ts';
 
+const SUCCESS = { kind: 'success notice', notify: 'SUCCESS', none: 'no success DSN' } as const;
 const NOTICE = {
   failed: { kind: 'bounce', notify: 'FAILURE', none: 'no failure DSN' },
   delayed: { kind: 'delay notice', notify: 'DELAY', none: 'no delay notice' },
-  delivered: { kind: 'success notice', notify: 'SUCCESS', none: 'no success DSN' },
-  expanded: { kind: 'success notice', notify: 'SUCCESS', none: 'no success DSN' },
-  relayed: { kind: 'success notice', notify: 'SUCCESS', none: 'no success DSN' },
+  delivered: SUCCESS,
+  expanded: SUCCESS,
+  relayed: SUCCESS,
 } as const;
 
 export interface BouncerOptions {
