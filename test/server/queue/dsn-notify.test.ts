@@ -120,7 +120,8 @@ describe('DSN extension end to end', () => {
     assert.doesNotMatch(dsn!, /Body line of/);
     assert.doesNotMatch(dsn!, /[^\x00-\x7f]/, '7-bit');
     assert.equal(p.store.messages('bob@example.com').filter((m) => m.includes('Subject: local-success')).length, 1, 'delivered once');
-    assert.ok(traceOf('local-success').some((e) => e.kind === 'dsn' && /^success notice stored for alice@example\.com in INBOX$/.test(e.detail)));
+    // The trace records the report just after storing it: the report may show in INBOX a moment before.
+    await waitFor('the report in the trace', () => traceOf('local-success').some((e) => e.kind === 'dsn' && /^success notice stored for alice@example\.com in INBOX$/.test(e.detail)));
     await waitFor('plain message removed', () => removed('local-plain'));
     assert.deepEqual(dsnsAbout('local-plain'), [], 'no NOTIFY: no success DSN');
   });
