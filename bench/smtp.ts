@@ -14,13 +14,16 @@
 // Figures: accepted messages/s = messages / wall time of smtp-source; mean latency per message = sessions /
 // throughput (Little's law; smtp-source reports no per-message times); CPU ms/msg = busy CPU time of the whole
 // machine (/proc/stat: the server, its clients and the kernel) from the first connection until the side's
-// delivery backlog is drained (polled every 10 ms), per message; peak resident memory = Postern's one
-// process, Postfix's master plus all its children, sampled every 100 ms during the run. Each side's delivery
-// backlog is drained before the next run, and the order alternates per run. Each side first gets an uncounted
-// warm-up of one session. Peak memory is the first round's. On this benchmark machine (ext4 without a journal)
-// creating a file costs from 0.02 to over 1 ms of kernel time depending on the file system's recent history,
-// which moves both servers' figures from run to run: hence several rounds, medians, and the range of the paired
-// ratios.
+// delivery backlog is drained (polled every 10 ms) and the side is idle (its processes under 5 ms of CPU in
+// 250 ms: Postern indexes a burst's text for search half a second after it, see store FTS_QUIET_MS), per
+// message; peak resident memory = Postern's one process, Postfix's master plus all its children, sampled every
+// 100 ms during the run. Each side is drained and idle before the next run (before that wait, Postern's
+// indexing ran during Postfix's next run and was charged to it), and the order alternates per run. Each side
+// first gets an uncounted warm-up of one session. Peak memory is the first round's. On this benchmark machine
+// (ext4 without a journal) creating a file costs from 0.02 to over 1 ms of kernel time depending on the file
+// system's recent history, which moves both servers' figures from run to run; a run of either side also slows
+// the other side's next one, idle machine or not (10 sessions: by 13 to 20 %, measured both ways), which the
+// alternating order shares out. Hence several rounds, medians, and the range of the paired ratios.
 // With --steps, each side also gets two more 1-session runs (one message per connection, then reused), captured
 // with tcpdump on the loopback interface and not counted above; a second table gives each side's server time per
 // SMTP step (bench/support/smtp-steps.ts): where the time of a message goes, which the throughput does not say.
@@ -67,6 +70,31 @@ function childrenOf(pid: number): number[] {
 
 function treeRssKb(pid: number): number {
   return rssKb(pid) + childrenOf(pid).reduce((n, c) => n + treeRssKb(c), 0);
+}
+
+/** CPU time (ms) of a process and its descendants, those that exited included (their time is in cutime/cstime). */
+function treeCpuMs(pid: number): number {
+  let f: number[];
+  try { f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ').map(Number); } catch { return 0; }
+  // Fields 14–17 of stat(5), counted here from field 3: utime, stime, cutime, cstime, in clock ticks.
+  return (f[11]! + f[12]! + f[13]! + f[14]!) * 10 + childrenOf(pid).reduce((n, c) => n + treeCpuMs(c), 0);
+}
+
+/**
+ * Waits until a server has finished the work a run left behind: Postern indexes a burst's text for search after
+ * it (store FTS_QUIET_MS), which would otherwise run during the other side's next run and be charged to it.
+ * Quiet: under 5 ms of CPU in a 250 ms window.
+ */
+async function waitQuiet(what: string, cpuMs: () => number): Promise<void> {
+  const end = Date.now() + 60_000;
+  let before = cpuMs();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = cpuMs();
+    if (now - before < 5) return;
+    if (Date.now() > end) throw new Error(`${what} still busy after 60 s`);
+    before = now;
+  }
 }
 
 /** Busy CPU time of the whole machine so far, in ms (user + nice + system + irq + softirq from /proc/stat). */
@@ -168,7 +196,9 @@ try {
   // Entry files only: the spool keeps the files of delivered entries as spare temp files for reuse.
   const spoolLeft = () => readdirSync(join(posternDir, 'queue')).filter((n) => n.endsWith('.msg')).length;
   const posternStored = () => countFiles(join(posternDir, 'mail'));
-  const pfDelivered = () => postfix.messages().length;
+  // A count of Maildir new/, not the messages read at every poll: reading them was charged to Postfix (at 1 session
+  // 8.9 ms/msg, where counting gives 6.2).
+  const pfDelivered = () => postfix.deliveredCount();
 
   type Result = { seconds: number; peakRssKb: number; cpuMs: number; steps?: StepTimes };
   const results: Array<Array<{ postern: Result; postfix: Result }>> = PLAN.map(() => []);
@@ -181,11 +211,13 @@ try {
       const r = await smtpSourceSteps('127.0.0.1', port, pcap, sessions, messages, reuse, () => rssKb(posternPid));
       expectPostern += messages;
       await waitUntil('postern delivery', () => spoolLeft() === 0, 300_000, 10);
+      await waitQuiet('postern', () => treeCpuMs(posternPid));
       return { ...r, cpuMs: machineBusyMs() - cpu0 };
     }
     const r = await smtpSourceSteps(postfix.address, 25, pcap, sessions, messages, reuse, () => treeRssKb(postfix.masterPid()));
     expectPostfix += messages;
     await waitUntil('postfix delivery', () => pfDelivered() >= expectPostfix && postfix.queued() === 0, 300_000, 10);
+    await waitQuiet('postfix', () => treeCpuMs(postfix.masterPid()));
     return { ...r, cpuMs: machineBusyMs() - cpu0 };
   };
   // Warm-up, not counted: a server runs for weeks, so what is measured is its steady state, not Postern's first

@@ -72,6 +72,8 @@ export interface RunningPostfix {
   masterPid(): number;
   /** Messages delivered so far (Maildir new/), oldest first. */
   messages(): string[];
+  /** How many messages were delivered so far, without reading them. */
+  deliveredCount(): number;
   log(): string;
   stop(): Promise<void>;
 }
@@ -185,6 +187,9 @@ export async function startPostfix(dir: string, opts: { address: string; hostnam
       let names: string[];
       try { names = readdirSync(newDir).sort(); } catch { return []; }
       return names.map((n) => readFileSync(join(newDir, n), 'utf8'));
+    },
+    deliveredCount() {
+      try { return readdirSync(newDir).length; } catch { return 0; }
     },
     log,
     async stop() {
