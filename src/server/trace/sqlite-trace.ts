@@ -3,7 +3,10 @@
 // Writes are batched: events wait up to FLUSH_AFTER_MS and go in one transaction (one WAL append instead of
 // one per event, which cost about half a millisecond per message on the main thread). Readers in this process
 // flush first; another process (`postern trace`) sees an event at most FLUSH_AFTER_MS late, and a SIGKILL loses
-// at most that much of the trace, never mail.
+// at most that much of the trace, never mail. A transaction's cost is mostly per commit (the pages of the table
+// and its indexes it rewrites), so longer batches are cheaper per event. Measured through this module alone with
+// an SMTP message's 6 events: about 130 µs of CPU per message in batches of 8 messages (20 ms at 400 msg/s), 70 µs
+// in batches of 40 (100 ms).
 import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +25,7 @@ const MAX_DETAIL = 2000;
 const MAX_DATA_JSON = 4000;
 const MAX_FIELD = 998;
 const PRUNE_EVERY = 1000;
-const FLUSH_AFTER_MS = 20;
+const FLUSH_AFTER_MS = 100;
 const FLUSH_AT_EVENTS = 500;
 
 function clip(s: string, max: number): string {
@@ -56,11 +59,14 @@ export function openTrace(stateDir: string, options: TraceOptions = {}): Trace {
       CREATE INDEX IF NOT EXISTS events_message_id ON events(message_id) WHERE message_id IS NOT NULL;
       CREATE INDEX IF NOT EXISTS events_sender ON events(sender) WHERE sender IS NOT NULL;
       CREATE INDEX IF NOT EXISTS events_recipient ON events(recipient) WHERE recipient IS NOT NULL;
-      CREATE INDEX IF NOT EXISTS events_at ON events(at);`);
+      DROP INDEX IF EXISTS events_at;`);
   }
   const insert = options.readOnly ? null : db.prepare(
     'INSERT INTO events (trace_id, at, kind, detail, message_id, sender, recipient, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-  const pruneOld = options.readOnly ? null : db.prepare('DELETE FROM events WHERE at < ?');
+  // Rows go in in time order, so the old ones are the first ids: found by walking the ids up to the first young
+  // one, without an index on `at` (one less index page to write per commit).
+  const pruneOld = options.readOnly ? null : db.prepare(
+    'DELETE FROM events WHERE id < coalesce((SELECT id FROM events WHERE at >= ?1 ORDER BY id LIMIT 1), (SELECT MAX(id) FROM events) + 1)');
   const pruneMany = options.readOnly ? null : db.prepare(
     'DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?');
   const byTrace = db.prepare('SELECT * FROM events WHERE trace_id = ? ORDER BY id');

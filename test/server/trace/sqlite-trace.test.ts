@@ -39,6 +39,20 @@ test('the trace stays bounded', async () => {
   t.close();
 });
 
+test('events older than the retention are pruned, younger ones kept', async () => {
+  const dir = await tempDir();
+  const t = openTrace(dir, { retentionDays: 30 });
+  const old = new Date(Date.now() - 31 * 86_400_000);
+  for (let i = 0; i < 5; i++) t.record({ traceId: `old${i}`, at: old, kind: 'received', detail: 'x', sender: 'old@example.org' });
+  t.record({ traceId: 'young', at: new Date(Date.now() - 29 * 86_400_000), kind: 'received', detail: 'x', sender: 'young@example.org' });
+  // Pruning runs every 1000 writes.
+  for (let i = 0; i < 1000; i++) t.record({ traceId: `n${i}`, kind: 'received', detail: 'x', sender: 'new@example.org' });
+  assert.deepEqual(t.find('old@example.org'), []);
+  assert.deepEqual(t.find('young@example.org').map((x) => x.traceId), ['young']);
+  assert.equal(t.find('new@example.org', 1000).length, 1000);
+  t.close();
+});
+
 test('a running writer’s events reach another reader (as `postern trace` opens it) without a close, with the time they were recorded', async () => {
   const dir = await tempDir();
   const t = openTrace(dir);
