@@ -36,16 +36,22 @@ function summarise(r: AuthenticateResult): Record<string, string> {
 }
 
 const SIGNATURE_FIELD = /^(?:dkim-signature|arc-seal|arc-message-signature|arc-authentication-results)[ \t]*:/im;
+/** A From field with its continuation lines (the header section starts at a line start: `^` with /m). */
+const FROM_FIELD = /^from[ \t]*:.*(?:\r\n[ \t].*)*\r\n/gim;
 
 /**
- * What mailauth needs to read: a message with no DKIM or ARC signature has no body hash to check, so its header
- * section alone gives the same SPF, DKIM (none), DMARC and ARC (none) results without hashing the body.
+ * What mailauth needs to read. A message with no DKIM or ARC signature has no body hash to check and no ARC
+ * chain, and of its header fields only From counts (DMARC's author domain; Received and Return-Path are read
+ * only with mailauth's trustReceived, which Postern does not set): its From field(s) alone give the same SPF,
+ * DKIM (none), DMARC and ARC (none) results. mailauth parses every header line it is given, which cost about as
+ * much as the checks themselves: 525 against 253 µs of CPU per message for a header of 12 Received fields.
  */
 export function authenticationInput(message: Buffer): Buffer {
   const end = message.indexOf('\r\n\r\n');
   if (end < 0) return message;
-  const head = message.subarray(0, end + 4);
-  return SIGNATURE_FIELD.test(head.toString('latin1')) ? message : head;
+  const head = message.subarray(0, end + 4).toString('latin1');
+  if (SIGNATURE_FIELD.test(head)) return message;
+  return Buffer.from(`${head.match(FROM_FIELD)?.join('') ?? ''}\r\n`, 'latin1');
 }
 
 export async function checkAuthentication(input: AuthCheckInput): Promise<AuthCheckOutcome> {

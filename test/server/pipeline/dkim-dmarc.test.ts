@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { authenticate } from 'mailauth';
-import { checkAuthentication } from '../../../src/server/pipeline/authentication.ts';
+import { authenticationInput, checkAuthentication } from '../../../src/server/pipeline/authentication.ts';
 import { FileSpool } from '../../../src/server/queue/spool.ts';
 import nodemailer from 'nodemailer';
 import { ensureDebianPackages } from '../../support/debian.ts';
@@ -185,12 +185,27 @@ test('MX: a DKIM-signed message is verified over its body (dkim=pass), a changed
   assert.doesNotMatch(copy('relay-3').slice(0, copy('relay-3').indexOf('X-Copy:')), /dkim=pass/);
 });
 
-test('an unsigned message gets the same verdicts and header from its header section alone as from the whole message', async () => {
+test('an unsigned message gets the same verdicts and header from its From field(s) alone as from the whole message', async () => {
+  const received = 'Received: from relay.example.net (relay.example.net [192.0.2.9])\r\n\tby mx.example.net; Sun, 29 Nov 2026 03:00:00 +0000\r\n';
+  const heads = (from: string) => [
+    `From: <${from}>\r\nTo: <bob@example.com>\r\nSubject: hello\r\nMessage-ID: <eq@x>\r\n`,
+    // Received chain and Return-Path first, the From folded, in upper case, after them.
+    `${received.repeat(3)}Return-Path: <other@example.net>\r\nSender: <other@example.net>\r\nFROM :\r\n \"A. Person\" <${from}>\r\nSubject: x\r\n`,
+    // Two From fields (DMARC's multiple-author case).
+    `From: <${from}>\r\nTo: <bob@example.com>\r\nFrom: <someone@else.example>\r\n`,
+    // No From at all.
+    `To: <bob@example.com>\r\nSubject: no author\r\n`,
+  ];
   for (const [from, ip] of [['news@lax.example.org', '127.0.0.1'], ['ceo@strict.example.org', '192.0.2.7']] as const) {
-    const message = Buffer.from(`From: <${from}>\r\nTo: <bob@example.com>\r\nSubject: hello\r\nMessage-ID: <eq@x>\r\n\r\n${'a body line\r\n'.repeat(200)}`);
-    const input = { ip, helo: 'mx.example.net', sender: from, hostname: 'mail.example.com', resolver: dns.resolver };
-    const ours = await checkAuthentication({ ...input, message, dmarcRejectAction: 'reject' });
-    const whole = await authenticate(message, { ip, helo: input.helo, sender: from, mta: input.hostname, resolver: dns.resolver, disableBimi: true });
-    assert.equal(ours.headers, whole.headers);
+    for (const head of heads(from)) {
+      const message = Buffer.from(`${head}\r\n${'a body line\r\n'.repeat(200)}`);
+      const input = { ip, helo: 'mx.example.net', sender: from, hostname: 'mail.example.com', resolver: dns.resolver };
+      const ours = await checkAuthentication({ ...input, message, dmarcRejectAction: 'reject' });
+      const whole = await authenticate(message, { ip, helo: input.helo, sender: from, mta: input.hostname, resolver: dns.resolver, disableBimi: true });
+      assert.equal(ours.headers, whole.headers, head);
+      assert.equal(ours.results.dmarc, whole.dmarc ? `${whole.dmarc.status.result}${whole.dmarc.policy ? ` p=${whole.dmarc.policy}` : ''}` : 'none', head);
+    }
   }
+  // The input mailauth gets: the From fields only, continuation lines kept.
+  assert.equal(authenticationInput(Buffer.from(`${received}From: a\r\n  <a@x.example>\r\nTo: b\r\n\r\nbody\r\n`)).toString(), 'From: a\r\n  <a@x.example>\r\n\r\n');
 });
