@@ -73,6 +73,8 @@ type FtsRow = [number, string, string];
 // slices of FTS_SLICE_MS after it instead of a small transaction per delivery during it (Dovecot's FTS indexes
 // even later, at SEARCH). SEARCH flushes first, so it never misses a message. A crash loses only queued rows,
 // which the next start rebuilds from the message files (indexMissingFts).
+/** Bound of the recipient cache: a dictionary attack's unknown addresses must not grow it without end. */
+const MAX_CACHED_RECIPIENTS = 10_000;
 const FTS_QUIET_MS = 500;
 const FTS_MAX_WAIT_MS = 5000;
 const FTS_BATCH_ROWS = 2000;
@@ -172,6 +174,8 @@ export class SqliteStore implements MailStore {
   private readonly walPath: string;
   private lastDeliveryPrune = 0;
   private readonly options: SqliteStoreOptions;
+  /** resolveRecipient() answers by address as given (see there). */
+  private readonly recipients = new Map<string, RecipientResolution>();
   /** Where deliver() runs once deliverOnThread() was called. */
   private deliveryThread: DeliveryThread | null = null;
 
@@ -260,6 +264,7 @@ export class SqliteStore implements MailStore {
       }
       for (const u of normalized) this.initializeAccount(u.address);
     });
+    this.recipients.clear();
   }
 
   /** Default mailboxes, once per account: a user who deletes Trash keeps it deleted. */
@@ -311,7 +316,22 @@ export class SqliteStore implements MailStore {
     return any;
   }
 
+  /**
+   * Answered from memory once looked up: RCPT and then delivery ask for every message, and a read of the index on
+   * this connection costs tens of µs while the delivery thread commits (its pages are read again). Accounts and
+   * aliases change only through syncAccounts(), which empties the cache.
+   */
   resolveRecipient(address: string): RecipientResolution {
+    let r = this.recipients.get(address);
+    if (r) return r;
+    r = this.lookUpRecipient(address);
+    if (r.kind === 'local') Object.freeze(r.accounts);
+    if (this.recipients.size >= MAX_CACHED_RECIPIENTS) this.recipients.clear();
+    this.recipients.set(address, r);
+    return r;
+  }
+
+  private lookUpRecipient(address: string): RecipientResolution {
     const a = normalizeAddress(address);
     if (!a) return { kind: 'unknown' };
     const out = new Set<string>();

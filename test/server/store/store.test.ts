@@ -222,6 +222,19 @@ describe('accounts', () => {
       [['Archive', '\\Archive'], ['Drafts', '\\Drafts'], ['INBOX', null], ['Junk', '\\Junk'], ['Sent', '\\Sent'], ['Trash', '\\Trash']]);
   });
 
+  it('answers recipients from memory, and a new account list takes effect at once', async () => {
+    const f = await fixture([user(ALICE), user('bob@example.com')], [{ from: 'sales@example.com', to: [ALICE, 'bob@example.com'] }]);
+    const s = f.store;
+    assert.deepEqual(s.resolveRecipient('sales@example.com'), { kind: 'local', accounts: [ALICE, 'bob@example.com'] });
+    assert.deepEqual(s.resolveRecipient('dave@example.com'), { kind: 'unknown' });
+    // A caller cannot change what the next one is told.
+    assert.throws(() => { (s.resolveRecipient('sales@example.com') as { accounts: string[] }).accounts.push('x@example.com'); }, TypeError);
+    s.syncAccounts([user(ALICE), user('dave@example.com')], [{ from: 'sales@example.com', to: ['dave@example.com'] }]);
+    assert.deepEqual(s.resolveRecipient('sales@example.com'), { kind: 'local', accounts: ['dave@example.com'] });
+    assert.deepEqual(s.resolveRecipient('dave@example.com'), { kind: 'local', accounts: ['dave@example.com'] });
+    assert.deepEqual(s.resolveRecipient('bob@example.com'), { kind: 'unknown' });
+  });
+
   it('enforces quota on delivery and append, and frees it on expunge', async () => {
     const f = await fixture([user(ALICE, 2000)]);
     const s = f.store;
