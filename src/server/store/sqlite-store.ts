@@ -67,14 +67,15 @@ interface MessageRow {
 }
 type FtsRow = [number, string, string];
 
+/** Bound of the recipient cache: a dictionary attack's unknown addresses must not grow it without end. */
+const MAX_CACHED_RECIPIENTS = 10_000;
+
 // Body text is indexed behind delivery, in batches: FTS5 writes a segment per transaction (and merges them
 // later), and the trigram tokenizer is the costliest part of storing a message. Rows wait until deliveries
 // pause for FTS_QUIET_MS, at most FTS_MAX_WAIT_MS, or until a batch is full, so a burst of mail is indexed in
 // slices of FTS_SLICE_MS after it instead of a small transaction per delivery during it (Dovecot's FTS indexes
 // even later, at SEARCH). SEARCH flushes first, so it never misses a message. A crash loses only queued rows,
 // which the next start rebuilds from the message files (indexMissingFts).
-/** Bound of the recipient cache: a dictionary attack's unknown addresses must not grow it without end. */
-const MAX_CACHED_RECIPIENTS = 10_000;
 const FTS_QUIET_MS = 500;
 const FTS_MAX_WAIT_MS = 5000;
 const FTS_BATCH_ROWS = 2000;
